@@ -1,0 +1,234 @@
+"""The results store: two schema-versioned Parquet datasets, ``steps`` and ``runs``.
+
+Layout (docs/contracts.md, "Results store")::
+
+    RESULTS/runs/<run file>.parquet    one row: the run's summary and parameters
+    RESULTS/steps/<run file>.parquet   one row per (restart, step) of that run
+
+One file per run_id in each folder, written to a hidden temporary file then renamed, so
+re-parsing a run replaces its rows, a reader never sees half a file, and two processes writing
+to one results folder at once never rewrite a shared file (nothing is lost). Hidden (``.``)
+files are temporaries and are ignored by readers (pyarrow datasets, DuckDB globs on *.parquet).
+
+Every file's Parquet metadata carries ``slurmkit.schema_version``; readers refuse any other
+version with "found X, required Y" and the command that rebuilds the folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from slurmkit.errors import Location, ResultsError
+
+SCHEMA_VERSION = 1
+VERSION_KEY = b"slurmkit.schema_version"
+TABLE_KEY = b"slurmkit.table"
+FIX_COMMAND = "slurmkit parse --out {results} <logs>"
+
+_STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+# The plan.json `params` keys (docs/contracts.md), in contract order, with their column types.
+PARAM_TYPES: dict[str, pa.DataType] = {
+    "experiment": _STR, "workload": _STR, "launcher": _STR, "model": _STR, "site": _STR,
+    "nodes": _INT, "gpus_per_node": _INT, "gpus": _INT,
+    "tp": _INT, "pp": _INT, "cp": _INT, "vpp": _INT, "dp": _INT,
+    "sequence_parallel": _BOOL,
+    "mbs": _INT, "gbs": _INT, "seq_len": _INT,
+    "precision": _STR,
+    "steps": _INT, "warmup_steps": _INT, "repeat": _INT,
+    "dataset": _STR, "time_limit_min": _INT,
+    "model_params": _INT, "model_layers": _INT, "model_hidden": _INT, "model_ffn_hidden": _INT,
+    "model_heads": _INT, "model_kv_heads": _INT, "model_vocab": _INT,
+    "gpu_model": _STR, "gpu_mem_gib": _FLOAT, "gpu_peak_tflops": _FLOAT,
+    "node_model": _STR,
+    "adapters_per_node": _INT, "adapter_model": _STR, "adapter_rate_gbps": _FLOAT, "fabric": _STR,
+    "storage_type": _STR, "cost_per_node_hour": _FLOAT, "mem_estimate_gib": _FLOAT,
+}
+
+
+def _schema(name: str, fields: Iterable[tuple[str, pa.DataType]]) -> pa.Schema:
+    meta = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: name.encode()}
+    return pa.schema([pa.field(n, t, nullable=True) for n, t in fields], metadata=meta)
+
+
+STEPS_SCHEMA = _schema("steps", [
+    ("run_id", _STR), ("restart", pa.int32()), ("step", _INT),
+    ("time", pa.timestamp("ms", tz="UTC")),  # wall-clock time of the record when the log has one
+    ("step_time_s", _FLOAT), ("loss", _FLOAT), ("lr", _FLOAT), ("grad_norm", _FLOAT),
+    ("consumed_samples", _INT), ("tokens_per_s_per_gpu", _FLOAT), ("tflops_per_gpu", _FLOAT),
+    ("mem_gib", _FLOAT), ("source_file", _STR), ("source_line", _INT),
+])
+
+# `warmup_steps` is both a params key and the measurement window actually applied; the column
+# holds the applied value (the params value unless `--warmup-steps` overrode it).
+_RUN_HEAD = [("run_id", _STR), ("job_id", _STR), ("source_format", _STR), ("source_file", _STR)]
+_RUN_TAIL = [
+    ("steps_completed", _INT), ("steps_target", _INT), ("last_step", _INT), ("restarts", _INT),
+    ("status", _STR), ("failure_reason", _STR), ("failure_evidence", _STR),
+    ("step_time_mean_s", _FLOAT), ("step_time_median_s", _FLOAT), ("step_time_p95_s", _FLOAT),
+    ("step_time_std_s", _FLOAT), ("time_to_target_s", _FLOAT),
+    ("tokens_per_s_per_gpu", _FLOAT), ("tflops_per_gpu", _FLOAT), ("tflops_formula", _STR),
+    ("mfu", _FLOAT), ("final_loss", _FLOAT),
+    ("slurm_state", _STR), ("slurm_exit_code", _STR), ("slurm_elapsed_s", _FLOAT),
+    ("slurm_nodelist", _STR),
+    ("driver_version", _STR), ("nccl_version", _STR), ("cuda_version", _STR),
+    ("parse_warnings", _INT),
+]
+RUNS_SCHEMA = _schema("runs", _RUN_HEAD + list(PARAM_TYPES.items()) + _RUN_TAIL)
+
+RUN_STATUSES = ("completed", "incomplete", "failed")
+FAILURE_REASONS = ("oom", "nccl_timeout", "nccl_error", "time_limit", "node_failure", "nan_loss",
+                   "container_error", "launch_error", "cancelled", "unknown")
+
+# Nullable pandas dtypes so a missing integer stays <NA> rather than turning into a float.
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
+                 pa.bool_(): pd.BooleanDtype()}
+
+
+def run_file_name(run_id: str) -> str:
+    """The file name of a run in both folders: the run_id when it is filename-safe, else a
+    sanitised prefix plus a hash (so distinct run_ids never collide)."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,180}", run_id):
+        return f"{run_id}.parquet"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")[:120] or "run"
+    digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{safe}-{digest}.parquet"
+
+
+def runs_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (dicts keyed by RUNS_SCHEMA names; missing keys are null) as a typed runs table."""
+    unknown = {k for row in rows for k in row} - set(RUNS_SCHEMA.names)
+    if unknown:
+        raise ValueError(f"not runs columns: {sorted(unknown)}")
+    columns = {f.name: pa.array([_coerce(row.get(f.name), f.type) for row in rows], type=f.type)
+               for f in RUNS_SCHEMA}
+    return pa.table(columns, schema=RUNS_SCHEMA)
+
+
+def _coerce(value: Any, dtype: pa.DataType) -> Any:
+    """Bring a JSON-ish scalar to the column's Python type; None and NaN stay null for ints."""
+    if value is None:
+        return None
+    if pa.types.is_integer(dtype):
+        if isinstance(value, float) and value != value:
+            return None
+        return int(value)
+    if pa.types.is_floating(dtype):
+        return float(value)
+    if pa.types.is_boolean(dtype):
+        return bool(value)
+    if pa.types.is_string(dtype):
+        return str(value)
+    return value
+
+
+def conform_steps(steps: pa.Table, run_id: str) -> pa.Table:
+    """Cast a steps table to STEPS_SCHEMA: missing columns become null, run_id is filled in."""
+    n = steps.num_rows
+    columns = {}
+    for field in STEPS_SCHEMA:
+        if field.name == "run_id":
+            columns["run_id"] = pa.array([run_id] * n, type=_STR) if n else pa.array([], _STR)
+        elif field.name in steps.column_names:
+            columns[field.name] = steps.column(field.name).cast(field.type)
+        else:
+            columns[field.name] = pa.nulls(n, type=field.type)
+    return pa.table(columns, schema=STEPS_SCHEMA)
+
+
+def write_run(results_dir: Path | str, run: dict[str, Any], steps: pa.Table) -> None:
+    """Write (or replace) one run's rows in both datasets, each file atomically.
+
+    The steps file goes first, so a runs row never points at steps that are not there yet.
+    """
+    run_id = run.get("run_id")
+    if not run_id:
+        raise ValueError("run has no run_id")
+    name = run_file_name(str(run_id))
+    results_dir = Path(results_dir)
+    _write_table_atomic(results_dir / "steps" / name, conform_steps(steps, str(run_id)))
+    _write_table_atomic(results_dir / "runs" / name, runs_table([run]))
+
+
+def _write_table_atomic(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_runs(results_dir: Path | str) -> pd.DataFrame:
+    """Every run of a results folder, one row each, columns in RUNS_SCHEMA order."""
+    return _read_dataset(Path(results_dir), "runs", RUNS_SCHEMA, None, None)
+
+
+def read_steps(results_dir: Path | str, run_ids: Iterable[str] | None = None,
+               columns: list[str] | None = None) -> pd.DataFrame:
+    """Step rows of all runs (or of ``run_ids``), optionally only some ``columns``."""
+    return _read_dataset(Path(results_dir), "steps", STEPS_SCHEMA, run_ids, columns)
+
+
+def read_runs_table(results_dir: Path | str) -> pa.Table:
+    """read_runs as a pyarrow Table (no pandas conversion)."""
+    return _read_tables(Path(results_dir), "runs", RUNS_SCHEMA, None, None)
+
+
+def _read_dataset(results_dir: Path, table: str, schema: pa.Schema,
+                  run_ids: Iterable[str] | None, columns: list[str] | None) -> pd.DataFrame:
+    arrow = _read_tables(results_dir, table, schema, run_ids, columns)
+    return arrow.to_pandas(types_mapper=_PANDAS_TYPES.get)
+
+
+def _read_tables(results_dir: Path, table: str, schema: pa.Schema,
+                 run_ids: Iterable[str] | None, columns: list[str] | None) -> pa.Table:
+    folder = results_dir / table
+    if not folder.is_dir():
+        if not results_dir.is_dir():
+            raise ResultsError(f"no results folder {results_dir}",
+                               hint=f"create it with `{FIX_COMMAND.format(results=results_dir)}`")
+        return schema.empty_table().select(columns or schema.names)
+    if columns is not None:
+        bad = [c for c in columns if c not in schema.names]
+        if bad:
+            raise ValueError(f"not {table} columns: {bad}")
+    files = _table_files(folder, run_ids)
+    parts = [_read_checked(path, results_dir, columns) for path in files]
+    if not parts:
+        return schema.empty_table().select(columns or schema.names)
+    return pa.concat_tables(parts).replace_schema_metadata(schema.metadata)
+
+
+def _table_files(folder: Path, run_ids: Iterable[str] | None) -> list[Path]:
+    if run_ids is None:
+        return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+    return [folder / n for n in sorted({run_file_name(str(r)) for r in run_ids})
+            if (folder / n).is_file()]
+
+
+def _read_checked(path: Path, results_dir: Path, columns: list[str] | None) -> pa.Table:
+    """One file, after checking its schema version."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ResultsError(f"cannot read {path.name}: {exc}", location=Location(str(path)),
+                           hint=f"re-create it with `{FIX_COMMAND.format(results=results_dir)}`")
+    found = meta.get(VERSION_KEY, b"none").decode(errors="replace")
+    if found != str(SCHEMA_VERSION):
+        raise ResultsError(
+            f"results schema version: found {found}, required {SCHEMA_VERSION}",
+            location=Location(str(path)),
+            hint=f"re-parse the logs with `{FIX_COMMAND.format(results=results_dir)}`")
+    return pq.read_table(path, columns=columns)

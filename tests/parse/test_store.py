@@ -1,0 +1,108 @@
+"""The results store: typed schemas, replace-on-rewrite, version check, concurrent writers."""
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from slurmkit import store
+from slurmkit.errors import ResultsError
+
+
+def _steps(n: int, loss0: float = 3.0) -> pa.Table:
+    return pa.table({"step": list(range(1, n + 1)), "step_time_s": [1.5] * n,
+                     "loss": [loss0 - i * 0.1 for i in range(n)], "restart": [0] * n})
+
+
+def test_contract_columns_present():
+    steps_cols = ("run_id restart step time step_time_s loss lr grad_norm consumed_samples "
+                  "tokens_per_s_per_gpu tflops_per_gpu mem_gib source_file source_line").split()
+    assert store.STEPS_SCHEMA.names[:len(steps_cols)] == steps_cols
+    for col in ("run_id", "job_id", "source_format", "source_file", "nodes", "gpu_peak_tflops",
+                "steps_completed", "steps_target", "last_step", "status", "failure_reason",
+                "failure_evidence", "warmup_steps", "step_time_mean_s", "step_time_median_s",
+                "step_time_p95_s", "step_time_std_s", "time_to_target_s", "tokens_per_s_per_gpu",
+                "tflops_per_gpu", "tflops_formula", "mfu", "final_loss", "slurm_state",
+                "slurm_exit_code", "slurm_elapsed_s", "slurm_nodelist"):
+        assert col in store.RUNS_SCHEMA.names, col
+    assert store.RUNS_SCHEMA.field("nodes").type == pa.int64()
+    assert store.RUNS_SCHEMA.field("sequence_parallel").type == pa.bool_()
+
+
+def test_write_then_read_round_trip(tmp_path: Path):
+    store.write_run(tmp_path, {"run_id": "a", "nodes": 2, "status": "completed"}, _steps(3))
+    runs = store.read_runs(tmp_path)
+    assert list(runs["run_id"]) == ["a"]
+    assert runs.loc[0, "nodes"] == 2
+    assert runs["tp"].isna().all()  # unknown params are null, never zero
+    assert str(runs["tp"].dtype) == "Int64"
+    steps = store.read_steps(tmp_path)
+    assert list(steps["step"]) == [1, 2, 3]
+    assert set(steps["run_id"]) == {"a"}
+    assert steps["lr"].isna().all()
+
+
+def test_rewrite_replaces_rows(tmp_path: Path):
+    store.write_run(tmp_path, {"run_id": "a"}, _steps(5))
+    store.write_run(tmp_path, {"run_id": "a"}, _steps(2))
+    store.write_run(tmp_path, {"run_id": "b"}, _steps(1))
+    assert len(store.read_runs(tmp_path)) == 2
+    assert len(store.read_steps(tmp_path, run_ids=["a"])) == 2
+    assert list(store.read_steps(tmp_path, columns=["step"]).columns) == ["step"]
+
+
+def test_file_metadata_and_other_readers(tmp_path: Path):
+    store.write_run(tmp_path, {"run_id": "x/y z"}, _steps(2))
+    files = list((tmp_path / "runs").glob("*.parquet"))
+    assert len(files) == 1 and "/" not in files[0].name
+    meta = pq.read_schema(files[0]).metadata
+    assert meta[b"slurmkit.schema_version"] == str(store.SCHEMA_VERSION).encode()
+    # a plain pyarrow dataset read of the folder works, no slurmkit needed
+    assert pq.read_table(tmp_path / "steps").num_rows == 2
+
+
+def test_wrong_version_refused_with_fix(tmp_path: Path):
+    store.write_run(tmp_path, {"run_id": "a"}, _steps(1))
+    path = tmp_path / "runs" / "a.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({b"slurmkit.schema_version": b"0"}), path)
+    with pytest.raises(ResultsError) as err:
+        store.read_runs(tmp_path)
+    text = str(err.value.problems[0])
+    assert "found 0, required 1" in text
+    assert f"slurmkit parse --out {tmp_path} <logs>" in text
+
+
+def test_missing_folder_and_empty(tmp_path: Path):
+    with pytest.raises(ResultsError):
+        store.read_runs(tmp_path / "nope")
+    empty = store.read_runs(tmp_path)
+    assert len(empty) == 0 and "run_id" in empty.columns
+
+
+def test_unknown_run_column_rejected(tmp_path: Path):
+    with pytest.raises(ValueError):
+        store.write_run(tmp_path, {"run_id": "a", "nodez": 1}, _steps(1))
+
+
+def _writer(args: tuple[str, int]) -> None:
+    folder, worker = args
+    for i in range(15):
+        store.write_run(folder, {"run_id": f"w{worker}-{i}", "nodes": worker}, _steps(3))
+        store.write_run(folder, {"run_id": "shared", "nodes": worker}, _steps(4))
+
+
+def test_concurrent_processes_lose_nothing(tmp_path: Path):
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_writer, [(str(tmp_path), 1), (str(tmp_path), 2)])
+    runs = store.read_runs(tmp_path)
+    assert len(runs) == 31 and runs["run_id"].is_unique
+    steps = store.read_steps(tmp_path)
+    assert len(steps) == 30 * 3 + 4
+    assert not list(tmp_path.glob("*/.*"))  # no temporaries left behind
+    assert isinstance(runs, pd.DataFrame)
