@@ -1,0 +1,215 @@
+"""Logs -> the Parquet results store: the library behind ``slurmkit parse`` (and ``collect``).
+
+    parse_paths(paths, out_dir, fmt="auto", warmup_steps=None, run_dir=None) -> list[dict]
+
+Each log is one run. Its identity and parameters come from, in order: the run directory
+(``--run-dir``: plan.json params, manifest.jsonl job ids, logs named ``<run_id>_<job_id>.out``,
+accounting/sacct.txt), the ``SLURMKIT_PROVENANCE`` line in the log, else the file name alone
+(run_id = file stem, job_id = trailing digits after ``-`` or ``_``) with null parameters.
+Files that hold no known records, no failure and no provenance are reported together as one
+ResultsError (exit 2) after every other file was written.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from slurmkit import metrics, store
+from slurmkit.accounting import JobAccounting, read_accounting
+from slurmkit.errors import Location, Problem, ResultsError
+from slurmkit.parsers import FORMATS
+from slurmkit.parsers.failures import Failure, slurm_failure
+from slurmkit.parsers.logfile import ParsedLog, read_log
+
+FORMAT_CHOICES = ("auto", *FORMATS)
+PARALLEL_MIN_BYTES = 64 * 2**20  # below this, worker start-up costs more than it saves
+_JOB_ID = re.compile(r"[-_](\d+)$")
+
+
+@dataclass
+class RunContext:
+    """What a run directory says about its runs (empty without --run-dir)."""
+
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)   # run_id -> params
+    job_ids: dict[str, str] = field(default_factory=dict)             # run_id -> job_id
+    accounting: dict[str, JobAccounting] = field(default_factory=dict)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (every non-hidden file below) and globs, in a stable order."""
+    found: dict[Path, None] = {}
+    for raw in paths:
+        text = str(raw)
+        matches = [Path(p) for p in sorted(glob.glob(text, recursive=True))] if glob.has_magic(text) else [Path(text)]
+        if not matches or not all(p.exists() for p in matches):
+            raise ResultsError(f"no such file or folder: {text}", location=Location(text),
+                               hint="give log files, folders or quoted globs")
+        for p in matches:
+            for f in (sorted(_files_below(p)) if p.is_dir() else [p]):
+                found[f] = None
+    return list(found)
+
+
+def _files_below(folder: Path) -> Iterable[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and not name.endswith((".parquet", ".json", ".jsonl")):
+                yield Path(root) / name
+
+
+def load_run_dir(run_dir: Path | str) -> RunContext:
+    """plan.json, manifest.jsonl and accounting/sacct.txt of a run directory (each optional
+    except plan.json)."""
+    run_dir = Path(run_dir)
+    plan_path = run_dir / "plan.json"
+    try:
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{run_dir} has no plan.json", location=Location(str(plan_path)),
+                           hint="--run-dir takes a folder written by `slurmkit generate --out`")
+    except ValueError as exc:
+        raise ResultsError(f"invalid JSON: {exc}", location=Location(str(plan_path)))
+    ctx = RunContext(params={j["run_id"]: dict(j.get("params") or {})
+                             for j in plan.get("jobs", []) if isinstance(j, dict) and "run_id" in j})
+    manifest = run_dir / "manifest.jsonl"
+    if manifest.is_file():
+        for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("run_id") and entry.get("job_id"):
+                ctx.job_ids[entry["run_id"]] = str(entry["job_id"])
+    sacct = run_dir / "accounting" / "sacct.txt"
+    if sacct.is_file():
+        ctx.accounting = read_accounting(sacct)
+    return ctx
+
+
+def identify(path: Path, log: ParsedLog, ctx: RunContext) -> tuple[str, str | None, dict[str, Any]]:
+    """(run_id, job_id, params) of a log; see the module docstring for the order."""
+    prov = log.provenance or {}
+    stem = path.stem
+    run_id, job_id = prov.get("run_id"), prov.get("job_id")
+    if not run_id:
+        head, sep, tail = stem.rpartition("_")
+        if sep and head in ctx.params:
+            run_id, job_id = head, job_id or tail
+    if not run_id:
+        run_id = stem
+    m = _JOB_ID.search(stem)
+    job_id = job_id or ctx.job_ids.get(run_id) or (m.group(1) if m else None)
+    params = ctx.params.get(run_id) or prov.get("params") or {}
+    return str(run_id), (str(job_id) if job_id else None), dict(params)
+
+
+def build_run(path: Path, log: ParsedLog, ctx: RunContext,
+              warmup_steps: int | None) -> dict[str, Any]:
+    """The runs-table row of one parsed log."""
+    run_id, job_id, params = identify(path, log, ctx)
+    steps = log.steps
+    row: dict[str, Any] = {k: params.get(k) for k in store.PARAM_TYPES if k in params}
+    row.update(run_id=run_id, job_id=job_id, source_format=log.format, source_file=str(path))
+    target = params.get("steps") if isinstance(params.get("steps"), int) else log.steps_target
+    last = max(steps.column("step").to_pylist()) if steps.num_rows else None
+    row.update(steps_completed=steps.num_rows, steps_target=target, last_step=last,
+               restarts=(max(steps.column("restart").to_pylist()) if steps.num_rows else 0),
+               final_loss=metrics.final_loss(steps), parse_warnings=len(log.warnings))
+    row.update(metrics.derive(steps, params, metrics.choose_warmup(warmup_steps, params), target))
+    if log.facts.get("run_start_ms") and log.facts.get("run_stop_ms"):
+        row["time_to_target_s"] = (log.facts["run_stop_ms"] - log.facts["run_start_ms"]) / 1000.0
+    acct = ctx.accounting.get(job_id or "")
+    prov = log.provenance or {}
+    row.update(slurm_state=acct and acct.state, slurm_exit_code=acct and acct.exit_code,
+               slurm_elapsed_s=acct and acct.elapsed_s,
+               slurm_nodelist=(acct and acct.nodelist) or prov.get("nodelist"),
+               driver_version=prov.get("driver_version"), nccl_version=prov.get("nccl_version"),
+               cuda_version=prov.get("cuda_version"))
+    _set_status(row, log, steps, acct)
+    return row
+
+
+def _set_status(row: dict[str, Any], log: ParsedLog, steps: Any, acct: JobAccounting | None) -> None:
+    """status + failure_reason/evidence: text evidence, then Slurm's state, then NaN values."""
+    failure: Failure | None = log.failure
+    if failure is None and acct is not None and slurm_failure(acct.state):
+        failure = Failure(slurm_failure(acct.state), f"sacct: State={acct.state} ExitCode={acct.exit_code}", None)
+    bad = metrics.first_non_finite(steps)
+    if failure is None and bad is not None:
+        step, column, line = bad
+        failure = Failure("nan_loss", f"step {step}: {column} is not finite (line {line})", line)
+    mlperf = log.facts.get("mlperf_status")
+    if failure is None and mlperf == "aborted":
+        failure = Failure("unknown", "MLPerf run_stop status=aborted", None)
+    target, last = row["steps_target"], row["last_step"]
+    done = log.done or mlperf == "success" or (bool(target) and last is not None and last >= target)
+    if failure is not None:
+        row.update(status="failed", failure_reason=failure.reason, failure_evidence=failure.evidence)
+    else:
+        row["status"] = "completed" if done else "incomplete"
+
+
+def parse_file(path: Path, out_dir: Path, fmt: str, warmup_steps: int | None,
+               ctx: RunContext) -> dict[str, Any]:
+    """Parse one log and write its rows; returns its summary (``understood`` False when the
+    file holds nothing slurmkit recognises; nothing is written then)."""
+    log = read_log(path, None if fmt == "auto" else fmt)
+    understood = bool(log.format and log.steps.num_rows) or log.failure is not None or bool(log.provenance)
+    if not understood:
+        return {"source_file": str(path), "understood": False, "warnings": log.warnings}
+    run = build_run(path, log, ctx, warmup_steps)
+    store.write_run(out_dir, run, log.steps)
+    keys = ("run_id", "job_id", "source_format", "source_file", "steps_completed", "steps_target",
+            "last_step", "status", "failure_reason", "failure_evidence", "step_time_mean_s",
+            "tokens_per_s_per_gpu", "tflops_per_gpu", "final_loss")
+    return {**{k: run.get(k) for k in keys}, "understood": True, "warnings": log.warnings}
+
+
+def parse_paths(paths: Iterable[str | Path], out_dir: Path | str, fmt: str = "auto",
+                warmup_steps: int | None = None, run_dir: Path | str | None = None,
+                on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Parse logs into ``out_dir``; one summary dict per file (see parse_file).
+
+    Raises ResultsError listing every file that was not understood, after writing the others.
+    """
+    if fmt not in FORMAT_CHOICES:
+        raise ResultsError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMAT_CHOICES)}")
+    files = expand_paths(paths)
+    ctx = load_run_dir(run_dir) if run_dir else RunContext()
+    out_dir = Path(out_dir)
+    jobs = [(f, out_dir, fmt, warmup_steps, ctx) for f in files]
+    summaries = list(_run_all(jobs, on_done))
+    bad = [s for s in summaries if not s["understood"]]
+    if bad:
+        names = ", ".join(FORMATS)
+        raise ResultsError("unknown log format", problems=[
+            Problem("no training records of a known format, no failure and no provenance line",
+                    Location(s["source_file"]), hint=f"known formats: {names}; force one with --format")
+            for s in bad])
+    return summaries
+
+
+def _run_all(jobs: list[tuple], on_done: Callable[[dict[str, Any]], None] | None) -> Iterable[dict[str, Any]]:
+    """Parse files, on two worker processes when there is enough to gain."""
+    total = sum(f.stat().st_size for f, *_ in jobs)
+    if len(jobs) > 1 and total >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            for summary in pool.map(_parse_job, jobs):
+                on_done and on_done(summary)
+                yield summary
+        return
+    for job in jobs:
+        summary = _parse_job(job)
+        on_done and on_done(summary)
+        yield summary
+
+
+def _parse_job(job: tuple) -> dict[str, Any]:
+    return parse_file(*job)

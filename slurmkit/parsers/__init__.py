@@ -1,0 +1,31 @@
+"""Log parsers: one module per format behind one registry with detection per file.
+
+``FORMATS`` maps the names accepted by ``slurmkit parse --format`` to their classes; each file
+gets a fresh instance (formats may keep per-file state, e.g. HF record numbering).
+"""
+from __future__ import annotations
+
+from slurmkit.parsers import hf, megatron, mllog, nemo1, nemo2, torchtitan, trainer
+from slurmkit.parsers.base import Format
+
+FORMATS: dict[str, type[Format]] = {
+    cls.name: cls for cls in (
+        trainer.Trainer, mllog.MLLog, nemo2.NeMo2, nemo1.NeMo1, megatron.Megatron,
+        torchtitan.Torchtitan, hf.HuggingFace)
+}
+
+
+def new_format(name: str) -> Format:
+    """A fresh parser for one file (KeyError for an unknown name)."""
+    return FORMATS[name]()
+
+
+def detect_format(sample: bytes) -> Format | None:
+    """The format with the most records in ``sample`` (ties: registry order), or None."""
+    best, best_count = None, 0
+    for cls in FORMATS.values():
+        candidate = cls()
+        count = candidate.detect(candidate.clean(sample))
+        if count > best_count:
+            best, best_count = candidate, count
+    return best

@@ -1,0 +1,136 @@
+"""What every log format shares: the Format interface, the standard step columns, and the
+small text tools (ANSI and rank-label stripping, timestamps) the formats use.
+
+A format finds its records with ONE compiled bytes regex that starts with a literal (so the
+regex engine skips quickly to candidates) run with ``finditer`` over a whole range of the file,
+never line by line: records glued onto progress bars, interleaved ranks and ``\\r``-redrawn
+bars need no line splitting, and rank labels before a record need no stripping. Every group of
+the pattern is named; the raw byte tokens are converted column-wise with Arrow.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from slurmkit.parsers.numbers import float_array, int_array
+
+# The step columns every format produces (a subset of store.STEPS_SCHEMA; the driver adds
+# run_id, restart, source_file and source_line).
+STEP_TYPES: dict[str, pa.DataType] = {
+    "step": pa.int64(), "time": pa.timestamp("ms", tz="UTC"), "step_time_s": pa.float64(),
+    "loss": pa.float64(), "lr": pa.float64(), "grad_norm": pa.float64(),
+    "consumed_samples": pa.int64(), "tokens_per_s_per_gpu": pa.float64(),
+    "tflops_per_gpu": pa.float64(), "mem_gib": pa.float64(),
+}
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+# ANSI codes whose ESC byte was lost in a copy/paste: "[31m", "[38;2;180;60;0m", "[39m".
+BARE_ANSI = re.compile(rb"\x1b?\[(?:\d{1,3};)*\d{0,3}m")
+# srun -l " 0: ", torchrun "[default7]:", torch>=2.2 "[rank0]:", NeMo-Run "<task>/0 [default0]:",
+# a markdown quote "> " in pasted logs.
+RANK_LABEL = re.compile(r"^(?:> ?)?(?:\s*\d+: |\[default\d+\]:|\[rank\d+\]:|\S+/\d+ \[default\d+\]:)")
+_TIMESTAMP = r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[,.](?P<frac>\d{1,6}))?"
+
+
+def strip_rank_label(line: str) -> str:
+    """A log line without its launcher's rank label (``[rank3]: x`` -> ``x``)."""
+    return RANK_LABEL.sub("", line, count=1)
+
+
+class Format:
+    """One log format. Subclasses set the class attributes and override ``columns``."""
+
+    name: str = ""
+    keyword: bytes = b""          # in every record: ranges without it are skipped
+    pattern: re.Pattern[bytes]    # one record; every group named
+    lookbehind: int = 0           # bytes before each match handed over as the "pre" column
+    done_markers: tuple[bytes, ...] = ()  # text printed only when training finished
+    strip_bare_ansi: bool = False
+
+    def __init__(self) -> None:
+        # run-level facts a format reads off its records (status, time_to_train_s...)
+        self.facts: dict[str, Any] = {}
+
+    def detect(self, sample: bytes) -> int:
+        """How many records of this format the sample holds (0: not this format)."""
+        if self.keyword not in sample:
+            return 0
+        return sum(1 for _ in zip(range(50), self.pattern.finditer(sample)))
+
+    def clean(self, chunk: bytes) -> bytes:
+        """Remove colour codes; newlines are kept so line numbers stay right."""
+        if b"\x1b" in chunk:
+            chunk = ANSI.sub(b"", chunk)
+        if self.strip_bare_ansi and b"m" in chunk:
+            chunk = BARE_ANSI.sub(b"", chunk)
+        return chunk
+
+    def scan(self, chunk: bytes) -> dict[str, list[Any]]:
+        """Raw tokens of every record in a range: column name -> list (``pos`` = byte offset)."""
+        names = ["pos"] + sorted(self.pattern.groupindex, key=self.pattern.groupindex.get)
+        if self.lookbehind:
+            back = self.lookbehind
+            rows = [(m.start(), *m.groups(), chunk[max(0, m.start() - back):m.start()])
+                    for m in self.pattern.finditer(chunk)]
+            names.append("pre")
+        else:
+            rows = [(m.start(), *m.groups()) for m in self.pattern.finditer(chunk)]
+        if not rows:
+            return {}
+        return dict(zip(names, (list(c) for c in zip(*rows))))
+
+    def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
+        """Standard step columns (STEP_TYPES names, all optional) from raw tokens."""
+        raise NotImplementedError
+
+    def total_steps(self, raw: dict[str, list[Any]]) -> int | None:
+        """The run's target step count as the log states it (``n/N``), when it does."""
+        totals = raw.get("total")
+        if not totals:
+            return None
+        value = int_array(totals[-1:])[0].as_py()
+        return value if value and value > 0 else None
+
+
+def timestamps(pre: list[bytes | None]) -> pa.Array:
+    """UTC timestamps found in text before each record (naive log times are taken as UTC)."""
+    text = pa.array(pre, pa.binary()).cast(pa.string(), safe=False)
+    try:
+        parts = pc.extract_regex(text, _TIMESTAMP)
+    except pa.ArrowInvalid:  # invalid UTF-8 in the slice
+        text = pa.array([p.decode("utf-8", "replace") if p else None for p in pre], pa.string())
+        parts = pc.extract_regex(text, _TIMESTAMP)
+    seconds = pc.strptime(parts.field("ts"), format="%Y-%m-%d %H:%M:%S", unit="ms",
+                          error_is_null=True)
+    frac = pc.utf8_slice_codeunits(pc.binary_join_element_wise(parts.field("frac"), "000", ""),
+                                   0, 3)
+    millis = pc.cast(pc.cast(pc.if_else(pc.equal(frac, "000"), "0", frac), pa.int64()),
+                     pa.duration("ms"))
+    stamped = pc.add(seconds, pc.if_else(pc.is_null(millis), pa.scalar(0, pa.duration("ms")),
+                                         millis))
+    return stamped.cast(pa.timestamp("ms", tz="UTC"))
+
+
+def unix_times(values: list[bytes | None], unit_s: float = 1.0) -> pa.Array:
+    """UTC timestamps from epoch numbers (``unit_s`` = seconds per unit: 0.001 for ms)."""
+    ms = pc.multiply(float_array(values), unit_s * 1000.0)
+    ok = pc.is_finite(ms)
+    ms = pc.if_else(ok, ms, pa.scalar(None, pa.float64()))
+    return pc.cast(pc.round(ms), pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+
+
+def diff_step_time(steps: pa.Array, times: pa.Array) -> pa.Array:
+    """Seconds per step from successive record times when a format prints none (torchtitan):
+    (t_i - t_{i-1}) / (step_i - step_{i-1}); null for the first record and for non-increasing
+    steps."""
+    s = steps.to_pylist()
+    t = pc.cast(times.cast(pa.timestamp("ms")), pa.int64()).to_pylist()
+    out: list[float | None] = [None]
+    for i in range(1, len(s)):
+        ds = (s[i] - s[i - 1]) if s[i] is not None and s[i - 1] is not None else 0
+        ok = ds > 0 and t[i] is not None and t[i - 1] is not None
+        out.append((t[i] - t[i - 1]) / 1000.0 / ds if ok else None)
+    return pa.array(out[:len(s)], pa.float64())

@@ -1,0 +1,171 @@
+"""Read one log file in ranges of bytes and turn it into step rows and run facts.
+
+Memory is bounded by the range size (16 MiB), however large the file: ranges end at a line
+break (a longer line is cut, with a warning), ranges without the format's keyword are skipped
+without running any regex, and each range is searched by one compiled regex. Steps go through
+restart detection (a step lower than the one before starts restart index + 1) and de-duplication
+(the last record of a (restart, step) wins: ranks repeating a step, tqdm refreshes).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from slurmkit.parsers import detect_format, new_format
+from slurmkit.parsers.base import STEP_TYPES, Format
+from slurmkit.parsers.failures import Failure, find_failure
+
+RANGE_BYTES = 16 * 2**20
+PROVENANCE_TAG = b"SLURMKIT_PROVENANCE "
+STEP_COLUMNS = {**STEP_TYPES, "restart": pa.int32(), "source_line": pa.int64()}
+
+
+@dataclass
+class ParsedLog:
+    """What one log says. ``steps`` has STEP_COLUMNS; ``format`` is None when no records."""
+
+    path: Path
+    format: str | None
+    steps: pa.Table
+    steps_target: int | None = None
+    done: bool = False
+    provenance: dict[str, Any] | None = None
+    failure: Failure | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES) -> Iterator[tuple[bytes, int, bool]]:
+    """(chunk, number of its first line, whether a too-long line was cut) for a binary file."""
+    carry, line = b"", 1
+    while True:
+        data = fh.read(size)
+        if not data:
+            break
+        chunk = carry + data
+        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if cut < 0 or (cut < len(chunk) // 4 and len(chunk) >= size):
+            carry, is_cut = b"", True   # one line longer than a range: cut it
+        else:
+            chunk, carry, is_cut = chunk[:cut + 1], chunk[cut + 1:], False
+        yield chunk, line, is_cut
+        line += chunk.count(b"\n")
+    if carry:
+        yield carry, line, False
+
+
+def read_log(path: Path | str, fmt_name: str | None = None,
+             range_bytes: int = RANGE_BYTES) -> ParsedLog:
+    """Parse one log. ``fmt_name`` forces a format; otherwise it is detected from the file."""
+    path = Path(path)
+    fmt: Format | None = new_format(fmt_name) if fmt_name else None
+    log = ParsedLog(path, None, empty_steps())
+    parts: list[pa.Table] = []
+    tail: list[tuple[bytes, int]] = []
+    with open(path, "rb") as fh:
+        for chunk, first_line, is_cut in iter_ranges(fh, range_bytes):
+            if is_cut:
+                log.warnings.append(f"{path}:{first_line}: line longer than {range_bytes} bytes, cut")
+            if log.provenance is None and PROVENANCE_TAG in chunk:
+                log.provenance = _provenance(chunk, path, first_line, log.warnings)
+            fmt = fmt or detect_format(chunk)
+            if fmt is not None:
+                _scan_range(fmt, chunk, first_line, parts, log)
+            tail = (tail + [(chunk, first_line)])[-2:]
+    if tail and not tail[-1][0].endswith((b"\n", b"\r")):
+        last = tail[-1][1] + tail[-1][0].count(b"\n")
+        log.warnings.append(f"{path}:{last}: last line has no line break (log cut mid-line)")
+    log.failure = _tail_failure(tail)
+    if fmt is not None:
+        log.format, log.facts = fmt.name, fmt.facts
+    if parts:
+        log.steps = _restarts_and_dedupe(pa.concat_tables(parts))
+    return log
+
+
+def _scan_range(fmt: Format, chunk: bytes, first_line: int, parts: list[pa.Table],
+                log: ParsedLog) -> None:
+    if any(marker in chunk for marker in fmt.done_markers):
+        log.done = True
+    if fmt.keyword not in chunk:
+        return
+    clean = fmt.clean(chunk)
+    raw = fmt.scan(clean)
+    if not raw:
+        return
+    log.steps_target = fmt.total_steps(raw) or log.steps_target
+    columns = fmt.columns(raw)
+    n = len(next(iter(columns.values())))
+    if n == len(raw["pos"]):
+        columns["source_line"] = pa.array(_line_numbers(clean, raw["pos"], first_line), pa.int64())
+    parts.append(_conform(columns, n))
+
+
+def _line_numbers(chunk: bytes, positions: list[int], first_line: int) -> list[int]:
+    """1-based line number of each (sorted) byte position, counting ``\\n`` only."""
+    out, line, prev = [], first_line, 0
+    count = chunk.count
+    for pos in positions:
+        line += count(b"\n", prev, pos)
+        prev = pos
+        out.append(line)
+    return out
+
+
+def empty_steps() -> pa.Table:
+    return pa.schema(list(STEP_COLUMNS.items())).empty_table()
+
+
+def _conform(columns: dict[str, pa.Array], n: int) -> pa.Table:
+    arrays = [columns[name].cast(t) if name in columns else pa.nulls(n, t)
+              for name, t in STEP_COLUMNS.items()]
+    return pa.table(arrays, schema=pa.schema(list(STEP_COLUMNS.items())))
+
+
+def _restarts_and_dedupe(table: pa.Table) -> pa.Table:
+    """Number restarts (a step going backwards) and keep the last row per (restart, step)."""
+    table = table.filter(table.column("step").is_valid())
+    if table.num_rows == 0:
+        return table
+    step = table.column("step").to_numpy()
+    restart = np.concatenate([[0], np.cumsum(step[1:] < step[:-1])]).astype(np.int32)
+    keep = np.ones(len(step), dtype=bool)
+    keep[:-1] = (step[1:] != step[:-1]) | (restart[1:] != restart[:-1])
+    table = table.set_column(table.schema.get_field_index("restart"), "restart",
+                             pa.array(restart, pa.int32()))
+    return table.filter(pa.array(keep))
+
+
+def _tail_failure(tail: list[tuple[bytes, int]]) -> Failure | None:
+    """Failures end a job: look in the last range, and the one before when the last is short."""
+    if not tail:
+        return None
+    chunk, first_line = tail[-1]
+    if len(tail) == 2 and len(chunk) < RANGE_BYTES // 2:
+        prev, prev_line = tail[0]
+        chunk, first_line = prev[-RANGE_BYTES // 2:] + chunk, prev_line + prev[:-RANGE_BYTES // 2].count(b"\n")
+    return find_failure(chunk, first_line)
+
+
+def _provenance(chunk: bytes, path: Path, first_line: int,
+                warnings: list[str]) -> dict[str, Any] | None:
+    pos = chunk.find(PROVENANCE_TAG)
+    end = chunk.find(b"\n", pos)
+    text = chunk[pos + len(PROVENANCE_TAG):end if end >= 0 else len(chunk)].strip()
+    try:
+        record = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        line = first_line + chunk.count(b"\n", 0, pos)
+        warnings.append(f"{path}:{line}: unreadable provenance line ({exc})")
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def file_size(path: Path) -> int:
+    return os.stat(path).st_size

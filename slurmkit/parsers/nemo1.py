@@ -1,0 +1,43 @@
+"""NeMo 1.x: the PyTorch Lightning progress bar is the only per-step record.
+
+``Epoch 0:   6%|██ | 32040/500150 [6:28:43<94:39:17, 1.37it/s, v_num=95nc,
+reduced_train_loss=2.590, global_step=3.2e+4, consumed_samples=2.56e+7, train_step_timing in
+s=0.615, val_loss=7.040]``, redrawn with ``\\r`` (many states per physical line, other messages
+glued on). The step is the bar counter ``n`` (completed steps, 1-based; ``global_step`` is n-1
+and is printed with 3 significant digits once large, so it is not used). Values are rounded;
+NaN loss prints as ``nan.0``. A refresh may repeat the previous step's postfix under the new
+counter: the driver keeps the last record per step.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyarrow as pa
+
+from slurmkit.parsers.base import Format
+from slurmkit.parsers.numbers import float_array, int_array
+
+_VAL = rb"[^,\]\r\n]*"
+PATTERN = re.compile(
+    rb"\| *(?P<step>\d+)/(?P<total>\d+) \[[^,\]\r\n]*"
+    rb"(?:," + _VAL + rb")*?"  # rate, v_num, smoothed loss: whatever precedes
+    rb", *reduced_train_loss=(?P<loss>" + _VAL + rb")"
+    rb"(?:, *global_step=" + _VAL + rb")?"
+    rb"(?:, *consumed_samples=(?P<samples>" + _VAL + rb"))?"
+    rb"(?:, *train_step_timing in s=(?P<step_time>" + _VAL + rb"))?")
+
+
+class NeMo1(Format):
+    name = "nemo"
+    keyword = b"reduced_train_loss="
+    pattern = PATTERN
+    done_markers = (b"Trainer.fit` stopped", b"Trainer.fit stopped")
+
+    def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
+        return {"step": int_array(raw["step"]), "loss": float_array(raw["loss"]),
+                "consumed_samples": int_array(raw["samples"]),
+                "step_time_s": float_array(raw["step_time"])}
+
+
+FORMAT = NeMo1()

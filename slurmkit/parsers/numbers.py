@@ -1,0 +1,84 @@
+"""One number lexer for every log format.
+
+Handles what real logs print: ``9e+3``, ``1.000000E-04``, ``nan``, ``nan.0`` (NeMo 1 bar),
+``NaN``, ``inf``, thousands separators ``10,050``, SI suffixes ``14.2K`` / ``75.2M`` / ``1.2G``,
+percents ``13.99%`` and durations ``9:07:58``, ``1-07:27:33``, ``3h 7m 39s``, ``00:00.004``.
+NaN and inf are values (they are the signal of a diverged run), not parse errors. Anything else
+unreadable is None (null), never zero.
+
+Columns are converted in bulk with Arrow (fast path); only a column holding an unusual spelling
+falls back to the Python lexer, value by value.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_SI = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "B": 1e9}
+_NUMBER = re.compile(
+    r"^\s*(?P<sign>[-+]?)(?:(?P<nan>nan(?:\.0*)?)|(?P<inf>inf(?:inity)?)|"
+    r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?(?:[eE][-+]?\d+)?))"
+    r"\s*(?P<suffix>[kKMGTB%]?)\s*$", re.IGNORECASE)
+_HMS = re.compile(r"^\s*(?:(?P<d>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+(?:\.\d*)?)\s*$")
+_UNITS = re.compile(r"(\d+(?:\.\d*)?)\s*(d|h|m|s|ms)\b")
+_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_number(text: str | bytes | None) -> float | None:
+    """A float from one log token, or None when it is not a number. ``13.99%`` -> 13.99."""
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    m = _NUMBER.match(text)
+    if not m:
+        return None
+    sign = -1.0 if m["sign"] == "-" else 1.0
+    if m["nan"]:
+        return math.nan
+    if m["inf"]:
+        return sign * math.inf
+    num = m["num"].replace(",", "")
+    if num in ("", ".") or num[0] in "eE" or num.startswith(".e"):
+        return None
+    try:
+        value = float(num)
+    except ValueError:
+        return None
+    return sign * value * _SI.get(m["suffix"], 1.0)
+
+
+def parse_duration_s(text: str | None) -> float | None:
+    """Seconds from ``[D-]HH:MM:SS``, ``MM:SS(.fff)`` or ``3h 7m 39s``; None when unreadable."""
+    if not text:
+        return None
+    m = _HMS.match(text)
+    if m:
+        return (int(m["d"] or 0) * 86400 + int(m["h"] or 0) * 3600 + int(m["m"]) * 60
+                + float(m["s"]))
+    parts = _UNITS.findall(text)
+    if parts and _UNITS.sub("", text).strip() == "":
+        return sum(float(v) * _UNIT_S[u] for v, u in parts)
+    return None
+
+
+def float_array(values: Iterable[bytes | str | None]) -> pa.Array:
+    """A float64 Arrow array from raw tokens: Arrow's parser first, the lexer where it fails."""
+    values = list(values)
+    try:
+        raw = pa.array(values, pa.binary()).cast(pa.string())
+        return pc.cast(raw, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([parse_number(v) for v in values], pa.float64())
+
+
+def int_array(values: Iterable[bytes | str | None]) -> pa.Array:
+    """An int64 array from tokens (``9e+3`` and ``794.0`` included); NaN/inf become null."""
+    floats = float_array(values)
+    finite = pc.and_(pc.is_finite(floats), pc.less(pc.abs(floats), 9.2e18))
+    cleaned = pc.if_else(finite, floats, pa.scalar(None, pa.float64()))
+    return pc.cast(pc.round(cleaned), pa.int64())
