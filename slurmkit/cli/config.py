@@ -1,0 +1,173 @@
+"""Config-side commands: generate, validate, sites, models, schema.
+
+Only click and the standard library at module level; library code is imported inside each
+command so `slurmkit --help` stays fast.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+                        help="Folder of site configs, searched before the shipped ones (repeatable).")
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--site", "sites", multiple=True, help="Site name or YAML file; replaces the experiment's sites (repeatable).")
+@SITE_DIR
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to write (default: runs/<experiment name>).")
+@click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Template folder searched before the shipped templates.")
+@click.option("--dry-run", is_flag=True, help="Validate and print the table; write nothing.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, strict, fmt):
+    """Validate EXPERIMENT and write plan.json and one sbatch script per job."""
+    from slurmkit.plan import make_plan
+
+    plan = make_plan(experiment, list(sites) or None, templates_dir=templates_dir, strict=strict,
+                     site_dirs=list(site_dirs) or None)
+    for problem in plan.warnings:
+        click.echo(f"warning: {problem}", err=True)
+    _print_jobs(plan.jobs, fmt)
+    if dry_run:
+        click.echo(f"dry run: {len(plan.jobs)} jobs, nothing written", err=True)
+        return
+    from slurmkit.render import write_plan
+
+    out = out_dir or Path("runs") / plan.experiment
+    summary = write_plan(plan, out)
+    click.echo(f"wrote {len(summary.written)} files, {len(summary.unchanged)} unchanged, in {out}", err=True)
+
+
+def _print_jobs(jobs, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps([{"run_id": j.run_id, "script": j.script, "params": j.params} for j in jobs],
+                              indent=1, sort_keys=True))
+        return
+    head = ("run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", "mem_gib")
+    rows = [(j.run_id, j.params["site"], str(j.params["nodes"]), str(j.params["gpus"]),
+             f"{j.params['tp']}/{j.params['pp']}/{j.params['dp']}", str(j.params["gbs"]),
+             f"{j.params['mem_estimate_gib']:.1f}") for j in jobs]
+    _print_rows(head, rows, fmt)
+
+
+def _print_rows(head: tuple, rows: list[tuple], fmt: str) -> None:
+    if fmt == "csv":
+        import csv
+        import sys
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerows([head, *rows])
+        return
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in (head, *rows)]
+    click.echo("\n".join(lines))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--site", "sites", multiple=True, help="Site name or file replacing an experiment's sites.")
+@SITE_DIR
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def validate(paths, sites, site_dirs, strict):
+    """Check experiments and site configs (files or site names); report every problem."""
+    from slurmkit.errors import ConfigError
+    from slurmkit.plan import make_plan
+    from slurmkit.site import load_site
+    from slurmkit.yamlsource import load_yaml
+
+    problems = []
+    for path in paths:
+        try:
+            if _is_site(path, load_yaml) :
+                load_site(path, list(site_dirs) or None)
+                click.echo(f"ok: {path} (site)")
+            else:
+                plan = make_plan(path, list(sites) or None, strict=strict, site_dirs=list(site_dirs) or None)
+                for problem in plan.warnings:
+                    click.echo(f"warning: {problem}", err=True)
+                click.echo(f"ok: {path} ({len(plan.jobs)} jobs)")
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError("invalid configuration", problems=problems)
+
+
+def _is_site(path: str, load_yaml) -> bool:
+    """A site is a name (not a file) or a YAML mapping with a `scheduler` key."""
+    if not Path(path).exists() and not path.endswith((".yaml", ".yml")):
+        return True
+    data = load_yaml(path).data
+    return isinstance(data, dict) and "scheduler" in data
+
+
+@click.group()
+def sites():
+    """List or show site configs."""
+
+
+@sites.command("list")
+@SITE_DIR
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+def sites_list(site_dirs, fmt):
+    """List every known site (user folders first, then the shipped ones)."""
+    from slurmkit.site import list_site_names, load_site
+
+    rows = []
+    for name in list_site_names(list(site_dirs) or None):
+        site, _ = load_site(name, list(site_dirs) or None)
+        a = site.network.adapters
+        rows.append((site.name, str(site.nodes.count), site.gpu.model, str(site.gpu.count_per_node),
+                     f"{a.count}x {a.model} {a.rate_gbps:g}G" if a else "-", site.network.fabric,
+                     site.description))
+    _print_rows(("site", "nodes", "gpu", "gpus/node", "adapters", "fabric", "description"), rows, fmt)
+
+
+@sites.command("show")
+@click.argument("name")
+@SITE_DIR
+def sites_show(name, site_dirs):
+    """Print a site's resolved config (defaults filled in) as JSON."""
+    from slurmkit.site import find_site_file, load_site
+
+    site, _ = load_site(name, list(site_dirs) or None)
+    click.echo(f"# {find_site_file(name, list(site_dirs) or None)}")
+    click.echo(json.dumps(site.model_dump(mode="json"), indent=2))
+
+
+@click.command()
+@click.option("--models-file", type=click.Path(dir_okay=False, exists=True), help="A YAML file of extra models.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+def models(models_file, fmt):
+    """List the model catalogue with parameter counts computed from the architecture."""
+    from slurmkit.catalog import catalogue, load_models
+
+    table = catalogue(load_models(models_file) if models_file else None)
+    rows = [(name, f"{m.params() / 1e9:.2f}B" if m.params() >= 1e8 else f"{m.params():,}", str(m.layers),
+             str(m.hidden), str(m.ffn_hidden), str(m.heads), str(m.kv_heads), str(m.vocab), str(m.max_seq_len))
+            for name, m in table.items()]
+    _print_rows(("model", "params", "layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "max_seq"), rows, fmt)
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["site", "experiment", "models"]))
+def schema(kind):
+    """Print the JSON Schema of site, experiment or model files (for editors)."""
+    if kind == "site":
+        from slurmkit.site import Site
+
+        body = Site.model_json_schema()
+    elif kind == "experiment":
+        from slurmkit.experiment import experiment_json_schema
+
+        body = experiment_json_schema()
+    else:
+        from slurmkit.catalog import ModelFile
+
+        body = ModelFile.model_json_schema()
+    click.echo(json.dumps(body, indent=2, sort_keys=True))

@@ -1,0 +1,90 @@
+"""The flat, fully resolved values a job's template formats (no decisions left for Jinja)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slurmkit import launch
+from slurmkit.catalog import ModelArch
+from slurmkit.experiment import Experiment, JobSpec
+from slurmkit.site import Site
+
+PROVENANCE_SCHEMA_VERSION = 1
+
+
+def job_context(run_id: str, params: dict[str, Any], spec: JobSpec, site: Site, model: ModelArch,
+                experiment: Experiment) -> dict[str, Any]:
+    paths = launch.resolve_paths(spec, site, experiment, run_id)
+    env = {**launch.network_env(site, spec.launcher), **site.env, **experiment.env}
+    context = {
+        "run_id": run_id,
+        "launcher": spec.launcher,
+        "site": site.name,
+        "header": sbatch_header(run_id, spec, site),
+        "env": sorted(env.items()),
+        "setup": list(site.software.setup),
+        "container": site.software.container,
+        "srun_flags": srun_flags(spec, site),
+        "python": site.software.python,
+        "params_json": json.dumps(params, sort_keys=True, separators=(",", ":")),
+        "run_id_json": json.dumps(run_id),
+        "nodes": spec.nodes,
+        "gpus_per_node": site.gpu.count_per_node,
+        "checkpoint_dir": paths.checkpoint_dir,
+    }
+    if spec.launcher == "nemo":
+        command = launch.nemo_command(spec, model, site, paths, run_id)
+    elif spec.launcher == "megatron":
+        command = launch.megatron_command(spec, model, site, paths)
+    else:
+        command = launch.torchrun_program(spec, model, experiment)
+    context["command"] = group_args(command + list(experiment.extra_args))
+    return context
+
+
+def group_args(args: list[str]) -> list[list[str]]:
+    """Split a command line into readable lines: each option with the values that follow it."""
+    groups: list[list[str]] = []
+    for arg in args:
+        if not groups or arg.startswith("-") or "=" in arg or groups[-1][0][:1] != "-":
+            groups.append([arg])
+        else:
+            groups[-1].append(arg)
+    return groups
+
+
+def sbatch_header(run_id: str, spec: JobSpec, site: Site) -> list[tuple[str, str | None]]:
+    """Sorted ``#SBATCH`` options as (name, value or None for a bare flag)."""
+    sched, gpus = site.scheduler, site.gpu.count_per_node
+    time_min = spec.time_limit_min or sched.time_limit_min
+    options: dict[str, str | None] = {
+        "job-name": run_id,
+        "output": f"logs/{run_id}_%j.out",
+        "nodes": str(spec.nodes),
+        "ntasks-per-node": "1" if spec.launcher == "torchrun" else str(gpus),
+        "partition": sched.partition,
+        "time": f"{time_min // 60:02d}:{time_min % 60:02d}:00",
+    }
+    if sched.gpu_request == "gres":
+        options["gres"] = f"{sched.gres_name}:{gpus}"
+    else:
+        options["gpus-per-node"] = str(gpus)
+    for name, value in (("account", sched.account), ("qos", sched.qos)):
+        if value:
+            options[name] = value
+    if sched.exclusive:
+        options["exclusive"] = None
+    options.update(sched.sbatch_args)
+    return sorted(options.items())
+
+
+def srun_flags(spec: JobSpec, site: Site) -> list[str]:
+    """Flags of the one ``srun`` that starts the job (container flags come from the partial)."""
+    flags = ["--kill-on-bad-exit=1", f"--nodes={spec.nodes}"]
+    if spec.launcher == "torchrun":
+        flags.append("--ntasks-per-node=1")
+    else:
+        flags.append(f"--ntasks-per-node={site.gpu.count_per_node}")
+        if site.scheduler.mpi:
+            flags.append(f"--mpi={site.scheduler.mpi}")
+    return flags + list(site.scheduler.srun_args)

@@ -1,0 +1,196 @@
+"""The plan: every sweep point resolved against its site and model, checked, and rendered.
+
+``make_plan`` validates everything first and raises one ConfigError listing every problem, so
+nothing is written for a sweep that has any error. Parameters are the flat keys of
+docs/contracts.md; ``run_id`` is a readable prefix plus a hash of everything that shapes the job.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slurmkit.catalog import ModelArch, catalogue, load_models
+from slurmkit.check import check_memory, check_point, data_parallel
+from slurmkit.errors import ConfigError, Location, Problem
+from slurmkit.experiment import JobSpec, LoadedExperiment, load_experiment, point_spec
+from slurmkit.memory import Layout, estimate
+from slurmkit.site import Site, load_site
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class JobPlan:
+    run_id: str
+    script: str  # relative to the run directory
+    params: dict[str, Any]
+    context: dict[str, Any] = field(repr=False)  # what the template formats
+    text: str = field(default="", repr=False)  # the rendered script
+
+
+@dataclass
+class Plan:
+    experiment: str
+    experiment_file: str
+    sites: dict[str, dict]
+    jobs: list[JobPlan]
+    warnings: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """plan.json (docs/contracts.md): sorted keys, stable bytes."""
+        body = {"schema_version": SCHEMA_VERSION, "experiment": self.experiment,
+                "experiment_file": self.experiment_file, "sites": self.sites,
+                "jobs": [{"run_id": j.run_id, "script": j.script, "params": j.params} for j in self.jobs]}
+        return json.dumps(body, indent=1, sort_keys=True) + "\n"
+
+
+def make_plan(experiment: Path | str, sites: list[str] | None = None, *, templates_dir: Path | str | None = None,
+              strict: bool = False, site_dirs: list[Path] | None = None) -> Plan:
+    """Load, expand, check and render an experiment; raise ConfigError with every problem."""
+    loaded = load_experiment(experiment, sites, display=str(experiment))
+    models = _models(loaded)
+    site_table, problems = _sites(loaded, site_dirs)
+    jobs: list[JobPlan] = []
+    seen: set[str] = set()
+    for point in loaded.points:
+        job_problems, resolved = _resolve_point(loaded, point, site_table, models)
+        problems += job_problems
+        for job in resolved:
+            if job.run_id not in seen:
+                seen.add(job.run_id)
+                jobs.append(job)
+    errors, warnings = _split(_unique(problems), strict)
+    if errors:
+        raise ConfigError("invalid experiment", problems=errors + warnings)
+    if not jobs:
+        raise ConfigError("the sweep has no points", location=loaded.doc.location(("matrix",)),
+                          hint="check matrix.exclude")
+    from slurmkit.render import Renderer  # rendering after validation: nothing is half-done
+
+    renderer = Renderer(templates_dir)
+    for job in jobs:
+        job.text = renderer.render(job.context)
+    used = sorted({job.params["site"] for job in jobs})
+    return Plan(loaded.experiment.name, str(experiment),
+                {name: site_table[name][0].model_dump(mode="json") for name in used}, jobs, warnings)
+
+
+def _models(loaded: LoadedExperiment) -> dict[str, ModelArch]:
+    rel = loaded.experiment.models_file
+    if rel is None:
+        return catalogue()
+    path = Path(loaded.file).parent / rel
+    return catalogue(load_models(path, display=str(path)))
+
+
+def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
+           ) -> tuple[dict[str, tuple[Site, str]], list[Problem]]:
+    """Load each named site once: key -> (Site, the name as written)."""
+    table: dict[str, tuple[Site, str]] = {}
+    problems: list[Problem] = []
+    for point in loaded.points:
+        value = point["site"]
+        if value.value in table or not isinstance(value.value, str):
+            continue
+        try:
+            site, _ = load_site(value.value, site_dirs)
+        except ConfigError as exc:
+            problems += [p if p.location else Problem(p.message, loaded.doc.location(value.origin), p.hint)
+                         for p in exc.problems]
+            continue
+        table[value.value] = (site, value.value)
+    # the plan's `sites` map is keyed by the site's own name
+    return {**table, **{s.name: (s, n) for s, n in list(table.values())}}, problems
+
+
+def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, models: dict
+                   ) -> tuple[list[Problem], list[JobPlan]]:
+    def where(name: str) -> Location:
+        return loaded.doc.location(point[name].origin) if name in point else loaded.doc.location()
+
+    spec, problems = point_spec(loaded, point)
+    if spec is None or spec.site not in site_table:
+        return problems, []
+    site = site_table[spec.site][0]
+    model = models.get(spec.model)
+    if model is None:
+        return [Problem(f"unknown model {spec.model!r}", where("model"),
+                        f"known models: {', '.join(sorted(models))}; add yours with models_file:")], []
+    problems = check_point(spec, site, model, where, custom_program=loaded.experiment.program is not None)
+    dp = data_parallel(spec, site)
+    if any(p.severity == "error" for p in problems) or dp is None:
+        return problems, []
+    mem = estimate(model, _layout(spec, dp), site.gpu.reserved_gib)
+    problems += check_memory(spec, site, mem, where)
+    jobs = [_job(loaded, spec, site, model, dp, mem.total_gib, repeat)
+            for repeat in range(loaded.experiment.repeats)]
+    return problems, jobs
+
+
+def _layout(spec: JobSpec, dp: int) -> Layout:
+    return Layout(spec.workload, spec.launcher, spec.parallel, spec.tp, spec.pp, spec.cp, dp, spec.vpp,
+                  spec.sequence_parallel, spec.mbs, spec.gbs, spec.seq_len, spec.recompute)
+
+
+def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: float, repeat: int,
+               experiment: str) -> dict[str, Any]:
+    """The flat parameters of docs/contracts.md."""
+    adapters = site.network.adapters
+    storage = site.storage.get("checkpoints") or site.storage.get("datasets")
+    return {
+        "experiment": experiment, "workload": spec.workload, "launcher": spec.launcher,
+        "model": spec.model, "site": site.name, "nodes": spec.nodes,
+        "gpus_per_node": site.gpu.count_per_node, "gpus": spec.nodes * site.gpu.count_per_node,
+        "tp": spec.tp, "pp": spec.pp, "cp": spec.cp, "vpp": spec.vpp, "dp": dp,
+        "sequence_parallel": spec.sequence_parallel, "mbs": spec.mbs, "gbs": spec.gbs,
+        "seq_len": spec.seq_len, "precision": spec.precision, "steps": spec.steps,
+        "warmup_steps": spec.warmup_steps, "repeat": repeat, "dataset": spec.dataset,
+        "time_limit_min": spec.time_limit_min or site.scheduler.time_limit_min,
+        "model_params": model.params(), "model_layers": model.layers, "model_hidden": model.hidden,
+        "model_ffn_hidden": model.ffn_hidden, "model_heads": model.heads,
+        "model_kv_heads": model.kv_heads, "model_vocab": model.vocab,
+        "gpu_model": site.gpu.model, "gpu_mem_gib": float(site.gpu.mem_gib),
+        "gpu_peak_tflops": site.peak_tflops(spec.precision), "node_model": site.nodes.model,
+        "adapters_per_node": adapters.count if adapters else 0,
+        "adapter_model": adapters.model if adapters else None,
+        "adapter_rate_gbps": float(adapters.rate_gbps) if adapters else None,
+        "fabric": site.network.fabric, "storage_type": storage.type if storage else None,
+        "cost_per_node_hour": site.cost_per_node_hour, "mem_estimate_gib": round(mem_gib, 1),
+    }
+
+
+def make_run_id(params: dict[str, Any], extra: dict[str, Any]) -> str:
+    """``<model>-<workload>-n<nodes>-<site>-<8 hex>``; the hash covers params and launcher extras."""
+    blob = json.dumps({"params": params, "extra": extra}, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
+    return f"{params['model']}-{params['workload']}-n{params['nodes']}-{params['site']}-{digest}"
+
+
+def _job(loaded: LoadedExperiment, spec: JobSpec, site: Site, model: ModelArch, dp: int,
+         mem_gib: float, repeat: int) -> JobPlan:
+    exp = loaded.experiment
+    params = job_params(spec, site, model, dp, mem_gib, repeat, exp.name)
+    extra = {"recompute": spec.recompute, "parallel": spec.parallel, "lr": spec.lr,
+             "checkpoint_interval": spec.checkpoint_interval, "checkpoint_dir": exp.checkpoint_dir,
+             "base_checkpoint": exp.base_checkpoint, "env": exp.env, "extra_args": list(exp.extra_args),
+             "program": exp.program.model_dump() if exp.program else None}
+    run_id = make_run_id(params, extra)
+    from slurmkit.context import job_context
+
+    context = job_context(run_id, params, spec, site, model, exp)
+    return JobPlan(run_id, f"scripts/{run_id}.sbatch", params, context)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """The same problem from many sweep points is reported once, in first-seen order."""
+    return list(dict.fromkeys(problems))
+
+
+def _split(problems: list[Problem], strict: bool) -> tuple[list[Problem], list[Problem]]:
+    if strict:
+        problems = [Problem(p.message, p.location, p.hint, "error") for p in problems]
+    errors = [p for p in problems if p.severity == "error"]
+    return errors, [p for p in problems if p.severity != "error"]

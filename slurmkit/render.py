@@ -1,0 +1,110 @@
+"""Render sbatch scripts from Jinja2 templates and write a run directory.
+
+One Environment per template search path, built once; each template is compiled once and reused
+for every job. ``StrictUndefined`` turns a missing value into an error, and the ``q`` filter
+shell-quotes every value, so hostile strings come out inert.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from slurmkit.atomic import write_text_atomic
+from slurmkit.errors import ConfigError, Location
+from slurmkit.resources import shipped_dir
+
+
+def shell_quote(value: Any) -> str:
+    """Quote for POSIX shells; booleans as lower-case words, None refused (StrictUndefined's cousin)."""
+    if value is None:
+        raise jinja2.UndefinedError("cannot shell-quote None")
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    quoted = shlex.quote(str(value))
+    # shlex leaves a leading "=" bare; `export X==a` is legal bash but reads as a typo to shellcheck
+    return f"'{quoted}'" if quoted.startswith("=") else quoted
+
+
+def shell_args(values: list[Any]) -> str:
+    """Quote each argument and join them with spaces (one logical group of a command line)."""
+    return " ".join(shell_quote(v) for v in values)
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(user_dir: str | None) -> jinja2.Environment:
+    search = ([user_dir] if user_dir else []) + [str(shipped_dir("templates"))]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined, autoescape=False,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False,
+        cache_size=-1)
+    env.filters["q"] = shell_quote
+    env.filters["qargs"] = shell_args
+    return env
+
+
+class Renderer:
+    """Renders job contexts with ``<launcher>.sbatch.j2`` from the search path."""
+
+    def __init__(self, templates_dir: Path | str | None = None) -> None:
+        if templates_dir is not None and not Path(templates_dir).is_dir():
+            raise ConfigError(f"templates folder not found: {templates_dir}", location=Location(str(templates_dir)))
+        self.env = _environment(str(templates_dir) if templates_dir else None)
+        self._templates: dict[str, jinja2.Template] = {}
+
+    def template(self, launcher: str) -> jinja2.Template:
+        name = f"{launcher}.sbatch.j2"
+        if name not in self._templates:
+            try:
+                self._templates[name] = self.env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigError(f"template syntax error: {exc.message}",
+                                  location=Location(exc.filename or name, exc.lineno)) from None
+            except jinja2.TemplateNotFound as exc:
+                raise ConfigError(f"template not found: {exc.name}",
+                                  hint="templates are named <launcher>.sbatch.j2") from None
+        return self._templates[name]
+
+    def render(self, context: dict[str, Any]) -> str:
+        template = self.template(context["launcher"])
+        try:
+            return template.render(context)
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"template {template.name}: {exc.message}",
+                              location=Location(template.filename or template.name or "?"),
+                              hint="a user template used a value the plan does not provide") from None
+
+
+@dataclass
+class WriteSummary:
+    out_dir: Path
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+
+
+def write_plan(plan: Any, out_dir: Path | str) -> WriteSummary:
+    """Write ``scripts/<run_id>.sbatch`` then ``plan.json``, each atomically; identical files stay."""
+    out = Path(out_dir)
+    scripts = out / "scripts"
+    summary = WriteSummary(out)
+    scripts.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    existing = {p.name for p in os.scandir(scripts)} if scripts.is_dir() else set()
+    for job in plan.jobs:
+        path = out / job.script
+        changed = _write_script(path, job.text, path.name in existing)
+        (summary.written if changed else summary.unchanged).append(path)
+    path = out / "plan.json"
+    (summary.written if write_text_atomic(path, plan.to_json()) else summary.unchanged).append(path)
+    return summary
+
+
+def _write_script(path: Path, text: str, exists: bool) -> bool:
+    if not exists:
+        return write_text_atomic(path, text, mode=0o755)
+    return write_text_atomic(path, text, mode=0o755)
