@@ -1,0 +1,47 @@
+from slurmkit.sweep import Value, expand
+
+
+def V(x):
+    return Value(x, ())
+
+
+def plain(combos):
+    return [{k: v.value for k, v in c.items()} for c in combos]
+
+
+def test_cartesian_product_in_file_order():
+    assert plain(expand([("a", [V(1), V(2)]), ("b", [V("x"), V("y")])])) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]
+
+
+def test_github_include_example():
+    # The example of GitHub's documentation ("Expanding or adding matrix configurations").
+    axes = [("fruit", [V("apple"), V("pear")]), ("animal", [V("cat"), V("dog")])]
+    include = [{"color": V("green")}, {"color": V("pink"), "animal": V("cat")},
+               {"fruit": V("apple"), "shape": V("circle")}, {"fruit": V("banana")},
+               {"fruit": V("banana"), "animal": V("cat")}]
+    assert plain(expand(axes, include)) == [
+        {"fruit": "apple", "animal": "cat", "color": "pink", "shape": "circle"},
+        {"fruit": "apple", "animal": "dog", "color": "green", "shape": "circle"},
+        {"fruit": "pear", "animal": "cat", "color": "pink"},
+        {"fruit": "pear", "animal": "dog", "color": "green"},
+        {"fruit": "banana"},
+        {"fruit": "banana", "animal": "cat"},
+    ]
+
+
+def test_exclude_partial_match_then_include():
+    axes = [("os", [V("mac"), V("linux")]), ("v", [V(1), V(2)])]
+    combos = expand(axes, include=[{"os": V("linux"), "v": V(1), "extra": V(True)}],
+                    exclude=[{"os": V("mac")}])
+    assert plain(combos) == [{"os": "linux", "v": 1, "extra": True}, {"os": "linux", "v": 2}]
+
+
+def test_include_only_and_empty_matrix():
+    assert plain(expand([], [{"a": V(1)}, {"a": V(2)}])) == [{"a": 1}, {"a": 2}]
+    assert plain(expand([])) == [{}]
+
+
+def test_values_keep_their_origin():
+    combos = expand([("a", [Value(1, ("matrix", "a", 0))])], [{"b": Value(2, ("matrix", "include", 0, "b"))}])
+    assert combos[0]["b"].origin == ("matrix", "include", 0, "b")
