@@ -163,7 +163,7 @@ def _write_table_atomic(path: Path, table: pa.Table) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="snappy")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

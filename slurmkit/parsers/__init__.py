@@ -25,7 +25,7 @@ def detect_format(sample: bytes) -> Format | None:
     best, best_count = None, 0
     for cls in FORMATS.values():
         candidate = cls()
-        count = candidate.detect(candidate.clean(sample))
+        count = candidate.detect(sample)
         if count > best_count:
             best, best_count = candidate, count
     return best

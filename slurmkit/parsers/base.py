@@ -28,10 +28,11 @@ STEP_TYPES: dict[str, pa.DataType] = {
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 # ANSI codes whose ESC byte was lost in a copy/paste: "[31m", "[38;2;180;60;0m", "[39m".
-BARE_ANSI = re.compile(rb"\x1b?\[(?:\d{1,3};)*\d{0,3}m")
+BARE_ANSI = re.compile(rb"\[(?:\d{1,3};)*\d{0,3}m")
 # srun -l " 0: ", torchrun "[default7]:", torch>=2.2 "[rank0]:", NeMo-Run "<task>/0 [default0]:",
 # a markdown quote "> " in pasted logs.
 RANK_LABEL = re.compile(r"^(?:> ?)?(?:\s*\d+: |\[default\d+\]:|\[rank\d+\]:|\S+/\d+ \[default\d+\]:)")
+DETECT_BYTES = 2**20  # detection looks at the first MiB of a range
 _TIMESTAMP = r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[,.](?P<frac>\d{1,6}))?"
 
 
@@ -56,9 +57,10 @@ class Format:
 
     def detect(self, sample: bytes) -> int:
         """How many records of this format the sample holds (0: not this format)."""
+        sample = sample[:DETECT_BYTES]
         if self.keyword not in sample:
             return 0
-        return sum(1 for _ in zip(range(50), self.pattern.finditer(sample)))
+        return sum(1 for _ in zip(range(50), self.pattern.finditer(self.clean(sample))))
 
     def clean(self, chunk: bytes) -> bytes:
         """Remove colour codes; newlines are kept so line numbers stay right."""

@@ -25,45 +25,78 @@ class Failure:
     line: int | None     # 1-based line number in the file
 
 
-# (reason, strong, keyword that must be in the range, regex)
-SIGNALS: list[tuple[str, bool, bytes, re.Pattern[bytes]]] = [
-    ("oom", True, b"out of memory", re.compile(rb"CUDA out of memory|OutOfMemoryError")),
-    ("oom", True, b"oom-kill", re.compile(rb"oom-kill event")),
-    ("oom", True, b"Out Of Memory", re.compile(rb"task \d+: Out Of Memory")),
-    ("nccl_timeout", True, b"Watchdog caught", re.compile(rb"Watchdog caught collective operation timeout")),
-    ("nccl_timeout", True, b"NCCL", re.compile(rb"NCCL (?:communicator|watchdog)[^\n]*time(?:d )?out", re.I)),
-    ("nccl_error", True, b"NCCL", re.compile(rb"NCCL [Ee]rror|DistBackendError|ncclSystemError|"
-                                             rb"ncclInternalError|ncclUnhandledCudaError|ncclRemoteError")),
-    ("time_limit", True, b"TIME LIMIT", re.compile(rb"CANCELLED AT \S+ DUE TO TIME LIMIT")),
-    ("node_failure", True, b"NODE FAIL", re.compile(rb"DUE TO NODE FAILURE|NODE_FAIL")),
-    ("container_error", True, b"pyxis", re.compile(rb"pyxis: [^\n]*(?:error|fail|couldn't)", re.I)),
-    ("container_error", True, b"enroot", re.compile(rb"enroot[^\n]*(?:error|failed)", re.I)),
-    ("cancelled", False, b"CANCELLED", re.compile(rb"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(?: DUE TO PREEMPTION)? \*\*\*|CANCELLED AT \S+ DUE TO PREEMPTION")),
-    ("launch_error", False, b"srun: error", re.compile(rb"srun: error: [^\n]*Exited with exit code [1-9]")),
-    ("launch_error", False, b"exitcode", re.compile(rb"failed \(exitcode: -?[1-9]\d*\)")),
-    ("launch_error", False, b"ChildFailedError", re.compile(rb"ChildFailedError")),
-    ("unknown", False, b"error", re.compile(rb"CUDA error: |terminate called after throwing|srun: error: [^\n]*(?:Terminated|Bus error|Segmentation)")),
+# (reason, strong, literal, check): the literal is found with bytes.find (fast on big ranges);
+# ``check``, when given, must also match the line that holds it.
+_Signal = tuple[str, bool, bytes, "re.Pattern[bytes] | None"]
+SIGNALS: list[_Signal] = [
+    ("oom", True, b"CUDA out of memory", None),
+    ("oom", True, b"OutOfMemoryError", None),
+    ("oom", True, b"oom-kill event", None),
+    ("oom", True, b": Out Of Memory", re.compile(rb"task \d+: Out Of Memory")),
+    ("nccl_timeout", True, b"Watchdog caught collective operation timeout", None),
+    ("nccl_timeout", True, b"NCCL communicator was aborted", None),
+    ("nccl_error", True, b"NCCL error", None),
+    ("nccl_error", True, b"NCCL Error", None),
+    ("nccl_error", True, b"DistBackendError", None),
+    ("nccl_error", True, b"ncclSystemError", None),
+    ("nccl_error", True, b"ncclInternalError", None),
+    ("nccl_error", True, b"ncclUnhandledCudaError", None),
+    ("nccl_error", True, b"ncclRemoteError", None),
+    ("time_limit", True, b"DUE TO TIME LIMIT", None),
+    ("node_failure", True, b"DUE TO NODE FAILURE", None),
+    ("node_failure", True, b"NODE_FAIL", None),
+    ("container_error", True, b"pyxis: ", re.compile(rb"(?i)pyxis: .*(?:error|fail|couldn't)")),
+    ("container_error", True, b"enroot", re.compile(rb"(?i)enroot.*(?:error|failed)")),
+    ("cancelled", False, b" CANCELLED AT ", re.compile(rb"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT")),
+    ("launch_error", False, b"srun: error: ", re.compile(rb"Exited with exit code [1-9]")),
+    ("launch_error", False, b"failed (exitcode: ", re.compile(rb"exitcode: -?[1-9]")),
+    ("launch_error", False, b"ChildFailedError", None),
+    ("unknown", False, b"CUDA error: ", None),
+    ("unknown", False, b"terminate called after throwing", None),
+    ("unknown", False, b"srun: error: ", re.compile(rb"Terminated|Bus error|Segmentation")),
 ]
+
+
+def _first(chunk: bytes, literal: bytes, check: "re.Pattern[bytes] | None") -> int:
+    """Position of the first occurrence of ``literal`` whose line passes ``check``; -1 if none."""
+    pos = chunk.find(literal)
+    while pos >= 0 and check is not None:
+        start, end = _line_bounds(chunk, pos)
+        if check.search(chunk, start, end):
+            return pos
+        pos = chunk.find(literal, end)
+    return pos
+
+
+def _line_bounds(chunk: bytes, pos: int) -> tuple[int, int]:
+    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
+    ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e >= 0]
+    return start, min(ends) if ends else len(chunk)
+
+
+# Every literal above contains one of these: a range without any of them is skipped quickly.
+_PREFILTER = (b"rror", b"emory", b"oom-kill", b"Watchdog", b"NCCL communicator", b"CANCELLED",
+              b"NODE_FAIL", b"NODE FAILURE", b"pyxis", b"enroot", b"terminate called", b"exitcode", b"TIME LIMIT")
 
 
 def find_failure(chunk: bytes, first_line: int) -> Failure | None:
     """The failure shown in ``chunk`` (whose first line is number ``first_line``), or None."""
+    present = [p for p in _PREFILTER if p in chunk]
+    if not present:
+        return None
     best: tuple[bool, int, str] | None = None  # (strong, position, reason)
-    for reason, strong, keyword, regex in SIGNALS:
-        if keyword not in chunk:
+    for reason, strong, literal, check in SIGNALS:
+        if not any(p in literal for p in present):
             continue
-        m = regex.search(chunk)
-        if m is None:
+        pos = _first(chunk, literal, check)
+        if pos < 0:
             continue
-        candidate = (strong, m.start(), reason)
-        if best is None or (strong and not best[0]) or (strong == best[0] and m.start() < best[1]):
-            best = candidate
+        if best is None or (strong and not best[0]) or (strong == best[0] and pos < best[1]):
+            best = (strong, pos, reason)
     if best is None:
         return None
     _, pos, reason = best
-    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
-    end_n, end_r = chunk.find(b"\n", pos), chunk.find(b"\r", pos)
-    end = min(e for e in (end_n, end_r, len(chunk)) if e >= 0)
+    start, end = _line_bounds(chunk, pos)
     if end - start > 300:  # a message glued onto a progress bar: keep the message
         start = max(start, chunk.rfind(b"[", max(start, pos - 80), pos), pos - 80)
     text = strip_rank_label(chunk[start:end].decode("utf-8", "replace")).strip()
