@@ -1,0 +1,320 @@
+"""Comparison charts, drawn with matplotlib's object API (``Figure``; no pyplot global state).
+
+Every chart function takes tables built by :mod:`slurmkit.compare` and a :class:`Palette`, and
+returns a ``Figure`` or ``None`` when there is nothing to draw (the report says why instead of
+showing an empty chart). One palette per report keeps one colour per compared configuration
+(e.g. per adapter count or site) and one marker per model across every chart.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from slurmkit.compare import METRICS
+from slurmkit.reference import matching_reference, model_key, reference_label
+
+# Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
+COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+REFERENCE_MARKERS = ("*", "X", "P", "h")
+MAX_BOXES_PER_MODEL = 16
+MAX_LOSS_LINES = 12
+STYLE = {"font.size": 9, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.labelsize": 9,
+         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+         "grid.color": "#dddddd", "grid.linewidth": 0.6, "legend.fontsize": 8,
+         "legend.frameon": False, "svg.fonttype": "none", "svg.hashsalt": "slurmkit"}
+
+
+@dataclass
+class Palette:
+    """Colour per value of the compared field, marker per model; labels for both."""
+
+    field: str
+    colours: dict[str, str] = field(default_factory=dict)
+    markers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_configs(cls, configs: pd.DataFrame, field_name: str) -> "Palette":
+        values = sorted({str(v) for v in configs.get(field_name, pd.Series(dtype=object)).dropna()})
+        models = sorted({str(v) for v in configs.get("model", pd.Series(dtype=object)).dropna()})
+        return cls(field_name, {v: COLOURS[i % len(COLOURS)] for i, v in enumerate(values)},
+                   {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(models)})
+
+    def colour(self, value: object) -> str:
+        return self.colours.get(str(value), "#777777")
+
+    def marker(self, model: object) -> str:
+        return self.markers.get(str(model), "o")
+
+    def variant_label(self, value: object) -> str:
+        return variant_label(self.field, value)
+
+
+def variant_label(field_name: str, value: object) -> str:
+    """'8 adapters' for adapters_per_node=8, the value itself for a site, else 'field=value'."""
+    if field_name == "adapters_per_node":
+        return f"{value} adapters"
+    if field_name in ("site", "model", "gpu_model", "node_model", "storage_type", "fabric"):
+        return str(value)
+    return f"{field_name}={value}"
+
+
+def new_figure(width_in: float = 7.0, height_in: float = 3.8) -> Figure:
+    with matplotlib.rc_context(STYLE):
+        return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def _series(configs: pd.DataFrame, column: str, palette: Palette, x: str):
+    """Yield (model, variant, rows sorted by x) for each line of a per-configuration chart."""
+    rows = configs[configs[f"{column}_mean"].notna() & configs[x].notna() & configs["model"].notna()]
+    for (model, variant), group in rows.groupby(["model", rows[palette.field].astype(str)], sort=True):
+        yield model, variant, group.sort_values(x)
+
+
+def line_chart(configs: pd.DataFrame, column: str, palette: Palette, *, title: str, ylabel: str,
+               scale: float = 1.0, x: str = "nodes", reference: pd.DataFrame | None = None) -> Figure | None:
+    """``column``'s mean against ``x``: one panel per model (their scales differ), one line per
+    variant, std of repeats as error bars, matching published points as hollow black markers."""
+    lines = list(_series(configs, column, palette, x))
+    if not lines:
+        return None
+    models = sorted({str(model) for model, _, _ in lines})
+    refs = matching_reference(reference, configs, column) if reference is not None else None
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _panels(len(models))
+        for ax, model in zip(axes, models):
+            for _, variant, group in (line for line in lines if str(line[0]) == model):
+                std = group[f"{column}_std"].astype(float).fillna(0.0) * scale
+                ax.errorbar(group[x].astype(float), group[f"{column}_mean"].astype(float) * scale,
+                            yerr=std, color=palette.colour(variant), marker=palette.marker(model),
+                            capsize=3, linewidth=1.6, markersize=5,
+                            label=palette.variant_label(variant))
+            if refs is not None:
+                _draw_reference(ax, refs[refs["model"].map(model_key) == model_key(model)], scale, x)
+            ax.set_title(model, loc="left", fontsize=9)
+            _axis(ax, configs[x])
+        _frame(fig, axes, title, _x_label(configs, x), ylabel)
+    return fig
+
+
+def _panels(count: int, height_in: float = 3.2):
+    """A figure with ``count`` panels, at most three per row."""
+    ncols = min(count, 3)
+    nrows = -(-count // ncols)
+    fig = new_figure(7.2, height_in * nrows + 0.9)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for extra in axes[count:]:
+        extra.set_visible(False)
+    return fig, list(axes[:count])
+
+
+def _draw_reference(ax, refs: pd.DataFrame, scale: float, x: str) -> None:
+    """Published points: large hollow black markers, one legend entry per source."""
+    if x not in refs.columns or refs.empty:
+        return
+    labels = refs.apply(reference_label, axis=1)
+    for i, (label, group) in enumerate(refs.groupby(labels, sort=True)):
+        ax.scatter(group[x].astype(float), group["value"].astype(float) * scale,
+                   marker=REFERENCE_MARKERS[i % len(REFERENCE_MARKERS)], s=90, facecolors="none",
+                   edgecolors="#222222", linewidths=1.2, zorder=5, label=label)
+
+
+def _x_label(configs: pd.DataFrame, x: str) -> str:
+    if x != "nodes":
+        return x
+    per_node = configs.get("gpus_per_node", pd.Series(dtype=object)).dropna().unique()
+    return f"Nodes ({int(per_node[0])} GPUs each)" if len(per_node) == 1 else "Nodes"
+
+
+def _axis(ax, xs: pd.Series, zero: bool = True) -> None:
+    """Node counts as ticks (log2 spacing when they span 4x or more); y from zero."""
+    ticks = sorted({float(v) for v in xs.dropna()})
+    if ticks and all(t > 0 for t in ticks) and max(ticks) / min(ticks) >= 4:
+        ax.set_xscale("log", base=2)
+    if ticks:
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    if zero:
+        ax.set_ylim(bottom=0)
+
+
+def _frame(fig: Figure, axes: list, title: str, xlabel: str, ylabel: str) -> None:
+    """Figure title, shared axis labels and one legend below the panels (duplicates merged)."""
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=11)
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+    fig.supylabel(ylabel, fontsize=9)
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+                   ncols=min(3, len(entries)))
+
+
+def time_to_target_chart(configs: pd.DataFrame, palette: Palette) -> Figure | None:
+    """The headline chart: time for the target steps against node count, per configuration."""
+    steps = configs["steps"].dropna().unique()
+    target = f"{int(steps[0])} steps" if len(steps) == 1 else "the target steps"
+    return line_chart(configs, "time_to_target_s", palette, scale=1 / 60,
+                      title=f"Time for {target}", ylabel=f"Time for {target} (min)")
+
+
+def throughput_chart(configs: pd.DataFrame, palette: Palette, reference: pd.DataFrame | None) -> Figure | None:
+    return line_chart(configs, "tokens_per_s_per_gpu", palette, reference=reference,
+                      title="Throughput per GPU", ylabel="Tokens/s per GPU (tokens/s)")
+
+
+def tflops_chart(configs: pd.DataFrame, palette: Palette, reference: pd.DataFrame | None) -> Figure | None:
+    return line_chart(configs, "tflops_per_gpu", palette, reference=reference,
+                      title="Model TFLOPS per GPU", ylabel="TFLOPS per GPU (TFLOP/s)")
+
+
+def mfu_chart(configs: pd.DataFrame, palette: Palette, reference: pd.DataFrame | None) -> Figure | None:
+    return line_chart(configs, "mfu", palette, reference=reference, scale=100.0,
+                      title="Model FLOPs utilisation", ylabel="MFU (% of peak dense TFLOPS)")
+
+
+def efficiency_chart(scaling: pd.DataFrame, configs: pd.DataFrame, palette: Palette) -> Figure | None:
+    """Scaling efficiency against the smallest node count of each series; 100% drawn as ideal."""
+    if scaling.empty:
+        return None
+    models = sorted({str(m) for m in scaling["model"]})
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _panels(len(models))
+        for ax, model in zip(axes, models):
+            ax.axhline(100.0, color="#999999", linestyle="--", linewidth=1, label="ideal (100%)")
+            mine = scaling[scaling["model"].astype(str) == model]
+            for _, group in mine.groupby("series", sort=True):
+                variant = group.iloc[0][palette.field]
+                ax.plot(group["nodes"].astype(float), group["efficiency"].astype(float) * 100.0,
+                        color=palette.colour(variant), marker=palette.marker(model),
+                        linewidth=1.6, markersize=5, label=palette.variant_label(variant))
+            ax.set_title(model, loc="left", fontsize=9)
+            _axis(ax, mine["nodes"])
+        _frame(fig, axes, "Scaling efficiency", _x_label(configs, "nodes"),
+               "Efficiency vs smallest node count (%)")
+    return fig
+
+
+def ratio_chart(pairs: pd.DataFrame, metric: str, by_label: str) -> Figure | None:
+    """Bars of the candidate's gain over the baseline per model and node count (0 = equal)."""
+    rows = pairs[pairs["metric"] == metric]
+    if rows.empty:
+        return None
+    rows = rows.sort_values(["model", "candidate", "nodes"])
+    several = rows["candidate"].nunique() > 1
+    labels = [f"{m}\n{int(n)} nodes" + (f"\n{c}" if several else "") if n == n else str(m)
+              for m, n, c in zip(rows["model"], rows["nodes"], rows["candidate"])]
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure(7.2, 3.8)
+        ax = fig.add_subplot()
+        colours = ["#BBBBBB" if noise else (COLOURS[2] if gain > 0 else COLOURS[5])
+                   for noise, gain in zip(rows["within_noise"], rows["gain_pct"])]
+        bars = ax.bar(range(len(rows)), rows["gain_pct"].astype(float), color=colours,
+                      yerr=rows["noise_pct"].astype(float), capsize=3, ecolor="#555555")
+        ax.bar_label(bars, labels=[f"{g:+.1f}%" for g in rows["gain_pct"]], padding=2, fontsize=7)
+        ax.axhline(0.0, color="#333333", linewidth=0.8)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        fig.suptitle(f"{by_label}: gain in {METRICS[metric].label}", x=0.01, ha="left",
+                     fontweight="bold", fontsize=11)
+        ax.set_ylabel("Gain over baseline (%)")
+        ax.set_xlabel("Model and node count (green: better, red: worse, grey: within noise; "
+                      "whiskers: noise band)")
+    return fig
+
+
+def step_time_box_chart(steps: pd.DataFrame, configs: pd.DataFrame, palette: Palette) -> Figure | None:
+    """Step-time distribution after warm-up, one box per configuration, one panel per model."""
+    groups = _steps_by_config(steps, configs, "step_time_s", palette)
+    if not groups:
+        return None
+    models = sorted({g[0] for g in groups})
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure(7.2, 2.4 * len(models) + 0.9)
+        axes = list(fig.subplots(len(models), 1, squeeze=False)[:, 0])
+        for ax, model in zip(axes, models):
+            mine = [g for g in groups if g[0] == model][:MAX_BOXES_PER_MODEL]
+            medians = [float(np.median(g[3])) for g in mine]
+            spread = [(g[3] / m - 1.0) * 100.0 for g, m in zip(mine, medians)]
+            box = ax.boxplot(spread, patch_artist=True, showfliers=False,
+                             tick_labels=[f"{g[1]} n\n{m:.3g} s" for g, m in zip(mine, medians)],
+                             medianprops={"color": "#222222"})
+            for patch, g in zip(box["boxes"], mine):
+                patch.set_facecolor(palette.colour(g[2]))
+                patch.set_alpha(0.8)
+                patch.set_label(palette.variant_label(g[2]))
+            ax.axhline(0.0, color="#999999", linewidth=0.8)
+            ax.set_title(model, loc="left", fontsize=9)
+            ax.tick_params(axis="x", labelsize=7)
+        _frame(fig, axes, "Step-time spread after warm-up",
+               "Nodes and median step time (one box per configuration)",
+               "Deviation from the configuration's median (%)")
+    return fig
+
+
+def loss_chart(steps: pd.DataFrame, configs: pd.DataFrame, palette: Palette) -> Figure | None:
+    """Loss against step for the first run of each configuration (at most MAX_LOSS_LINES)."""
+    rows = steps[steps["loss"].notna()]
+    first_run = {ids[0]: cfg for cfg, ids in zip(configs.index, configs["run_ids"]) if ids}
+    rows = rows[rows["run_id"].isin(first_run)]
+    if rows.empty:
+        return None
+    chosen = sorted(rows["run_id"].unique())[:MAX_LOSS_LINES]
+    models = sorted({str(configs.loc[first_run[r], "model"]) for r in chosen})
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _panels(len(models))
+        for run_id, group in rows[rows["run_id"].isin(chosen)].groupby("run_id", sort=True):
+            cfg = configs.loc[first_run[run_id]]
+            ax = axes[models.index(str(cfg["model"]))]
+            nodes = f"{int(cfg['nodes'])} n · " if cfg["nodes"] == cfg["nodes"] else ""
+            ax.plot(group["step"].astype(float), group["loss"].astype(float), linewidth=1.0,
+                    color=palette.colour(cfg[palette.field]), alpha=0.85,
+                    label=f"{nodes}{palette.variant_label(cfg[palette.field])}")
+        for ax, model in zip(axes, models):
+            ax.set_title(model, loc="left", fontsize=9)
+        _frame(fig, axes, "Training loss (first run of each configuration)", "Step", "Loss")
+    return fig
+
+
+def _steps_by_config(steps: pd.DataFrame, configs: pd.DataFrame, column: str, palette: Palette):
+    """[(model, nodes, variant, values)] for each configuration with post-warm-up steps."""
+    if steps.empty or column not in steps.columns:
+        return []
+    by_run = {}
+    for idx, ids in zip(configs.index, configs["run_ids"]):
+        for run_id in ids:
+            by_run[run_id] = idx
+    rows = steps[steps[column].notna() & steps["run_id"].isin(by_run)]
+    out = []
+    for idx, group in rows.groupby(rows["run_id"].map(by_run), sort=False):
+        cfg = configs.loc[idx]
+        warmup = cfg.get("warmup_steps")
+        warmup = int(warmup) if warmup is not None and warmup == warmup else 0
+        values = group.loc[group["step"] > warmup, column].astype(float).to_numpy()
+        if len(values) and cfg["model"] == cfg["model"]:
+            nodes = int(cfg["nodes"]) if cfg["nodes"] == cfg["nodes"] else 0
+            out.append((str(cfg["model"]), nodes, str(cfg[palette.field]), values))
+    return sorted(out, key=lambda g: (g[0], g[1], g[2]))
+
+
+def figure_svg(fig: Figure) -> str:
+    """The figure as an inline SVG element (no XML prolog, text kept as text)."""
+    with matplotlib.rc_context(STYLE):
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def figure_png(fig: Figure, dpi: int = 150) -> bytes:
+    """The figure as PNG bytes (for the PDF)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()

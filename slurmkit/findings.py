@@ -1,0 +1,169 @@
+"""The findings summary: a few sentences written from the comparison's numbers.
+
+Each sentence answers one of the questions a report must answer at a glance (how much faster is
+one configuration than the other, how well does it scale, which configuration is best, is the
+gain worth the cost, what failed, how do we compare with published numbers). "Within noise" is
+decided by :func:`slurmkit.compare.noise_threshold_pct` (repeat spread, or a stated threshold).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from slurmkit.charts import variant_label
+from slurmkit.compare import METRICS, Comparison
+from slurmkit.reference import matching_reference, reference_label
+
+MAX_LINES_PER_KIND = 6
+
+
+def write_findings(comparison: Comparison, runs: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
+    """Findings, most important first; empty when there is nothing to say."""
+    lines = []
+    lines += pair_findings(comparison)
+    lines += cost_findings(comparison)
+    lines += scaling_findings(comparison)
+    lines += best_findings(comparison)
+    lines += reference_findings(comparison, reference)
+    lines += failure_findings(runs)
+    return lines
+
+
+def _nodes_text(nodes: list) -> str:
+    values = sorted(int(n) for n in nodes if n == n)
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"on {values[0]} node" + ("s" if values[0] != 1 else "")
+    return "on " + ", ".join(str(v) for v in values[:-1]) + f" and {values[-1]} nodes"
+
+
+def headline_metric(comparison: Comparison) -> str | None:
+    """time for the target steps when compared, else the first compared metric."""
+    present = set(comparison.pairs["metric"]) if not comparison.pairs.empty else set()
+    for metric in ("time_to_target_s", *comparison.metrics):
+        if metric in present:
+            return metric
+    return None
+
+
+def pair_findings(comparison: Comparison) -> list[str]:
+    """'8 adapters vs 4 adapters: llama2-70b faster by 4.2% on 8 nodes; llama2-7b within noise.'"""
+    metric = headline_metric(comparison)
+    if metric is None:
+        return []
+    rows = comparison.pairs[comparison.pairs["metric"] == metric]
+    lines = []
+    for candidate, group in rows.groupby(rows["candidate"].astype(str), sort=True):
+        parts = [_model_phrase(model, mine) for model, mine in group.groupby("model", sort=True)]
+        head = (f"{variant_label(comparison.by, candidate)} vs "
+                f"{variant_label(comparison.by, comparison.baseline)} ({METRICS[metric].label})")
+        lines.append(f"{head}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def _model_phrase(model: str, rows: pd.DataFrame) -> str:
+    significant = rows[~rows["within_noise"]].sort_values("nodes", ascending=False)
+    noise = rows[rows["within_noise"]]
+    parts = [f"{verdict} {_nodes_text([n])}" for n, verdict in zip(significant["nodes"], significant["verdict"])]
+    if not noise.empty:
+        where = "at every node count" if significant.empty else _nodes_text(list(noise["nodes"]))
+        parts.append(f"within noise {where}".strip())
+    return f"{model} " + ", ".join(parts)
+
+
+def cost_findings(comparison: Comparison) -> list[str]:
+    """Per model: extra cost and time saved of the candidate, per node count."""
+    lines = []
+    costs = comparison.costs
+    for (model, candidate), group in costs.groupby(["model", costs["candidate"].astype(str)], sort=True):
+        parts = []
+        for row in group.sort_values("nodes").itertuples():
+            saved = (f"saves {row.time_saved_s / 60:.1f} min" if row.time_saved_s >= 0
+                     else f"loses {-row.time_saved_s / 60:.1f} min")
+            per_usd = (f", {row.saved_s_per_extra_usd:,.0f} s per extra $"
+                       if row.extra_cost_usd > 0 and row.time_saved_s > 0 else "")
+            parts.append(f"{_nodes_text([row.nodes])} {_signed_usd(row.extra_cost_usd)} and {saved}{per_usd}")
+        lines.append(f"Cost of {variant_label(comparison.by, candidate)} instead of "
+                     f"{variant_label(comparison.by, comparison.baseline)}, {model}, "
+                     f"{_target_steps(comparison)}: " + "; ".join(parts) + ".")
+    return _capped(lines, "cost comparisons")
+
+
+def _signed_usd(amount: float) -> str:
+    return f"+${amount:,.2f}" if amount >= 0 else f"−${-amount:,.2f}"
+
+
+def _target_steps(comparison: Comparison) -> str:
+    steps = comparison.configs["steps"].dropna().unique()
+    return f"{int(steps[0])} steps" if len(steps) == 1 else "the target steps"
+
+
+def scaling_findings(comparison: Comparison) -> list[str]:
+    """Efficiency at the largest node count of each series."""
+    lines = []
+    scaling = comparison.scaling
+    if scaling.empty:
+        return []
+    field = comparison.by if comparison.by in scaling.columns else "site"
+    for _, group in scaling.groupby("series", sort=True):
+        top = group.sort_values("nodes").iloc[-1]
+        lines.append(
+            f"Scaling, {top['model']} · {variant_label(field, top[field])}: {int(top['nodes'])} nodes reach "
+            f"{top['efficiency'] * 100:.0f}% efficiency against {int(top['base_nodes'])} "
+            f"node{'s' if top['base_nodes'] != 1 else ''} (speed-up {top['speedup']:.2f}x "
+            f"for {top['nodes'] / top['base_nodes']:g}x the nodes, by {top['basis']}).")
+    return _capped(sorted(lines), "scaling series")
+
+
+def best_findings(comparison: Comparison) -> list[str]:
+    """The best configuration of each model at its largest node count."""
+    lines = []
+    best = comparison.best
+    for model, group in best.groupby("model", sort=True):
+        top = group.sort_values("nodes").iloc[-1]
+        if top["n_configs"] < 2:
+            continue
+        shape = ", ".join(f"{k.upper()} {int(top[k])}" for k in ("tp", "pp", "mbs", "gbs")
+                          if top[k] == top[k] and top[k] is not pd.NA)
+        lines.append(f"Best {model} configuration {_nodes_text([top['nodes']])} "
+                     f"({top['n_configs']} compared): "
+                     f"{top['site']}, {shape}: {top['value']:,.0f} tokens/s/GPU.")
+    return _capped(lines, "best configurations")
+
+
+def reference_findings(comparison: Comparison, reference: pd.DataFrame) -> list[str]:
+    """Measured vs published tokens/s/GPU where model, GPU, shape and node count match."""
+    configs = comparison.configs
+    refs = matching_reference(reference, configs, "tokens_per_s_per_gpu")
+    lines = []
+    for _, ref in refs.iterrows():
+        mine = configs[(configs["model"].astype(str).str.lower() == str(ref["model"]).lower())
+                       & (configs["nodes"] == ref["nodes"])
+                       & configs["tokens_per_s_per_gpu_mean"].notna()]
+        if mine.empty:
+            continue
+        best = mine.sort_values("tokens_per_s_per_gpu_mean").iloc[-1]
+        share = best["tokens_per_s_per_gpu_mean"] / ref["value"] * 100
+        lines.append(f"Published reference, {ref['model']} {_nodes_text([ref['nodes']])}: "
+                     f"{best['tokens_per_s_per_gpu_mean']:,.0f} tokens/s/GPU measured, {share:.0f}% of "
+                     f"{ref['value']:,.0f} ({reference_label(ref)}).")
+    return _capped(lines, "reference comparisons")
+
+
+def failure_findings(runs: pd.DataFrame) -> list[str]:
+    """'3 of 40 runs failed: oom 2, nccl_timeout 1.'"""
+    if runs.empty:
+        return []
+    failed = runs[runs["status"] != "completed"]
+    if failed.empty:
+        return [f"All {len(runs)} runs completed."]
+    reasons = failed["failure_reason"].astype("string").fillna(failed["status"].astype("string"))
+    counts = reasons.value_counts()
+    detail = ", ".join(f"{reason.replace('_', ' ')} {n}" for reason, n in counts.items())
+    return [f"{len(failed)} of {len(runs)} runs did not complete: {detail}."]
+
+
+def _capped(lines: list[str], what: str) -> list[str]:
+    if len(lines) <= MAX_LINES_PER_KIND:
+        return lines
+    return lines[:MAX_LINES_PER_KIND] + [f"…and {len(lines) - MAX_LINES_PER_KIND} more {what} (see the tables)."]

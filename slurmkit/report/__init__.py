@@ -1,0 +1,1 @@
+"""Reports: one model built from a results folder, rendered to self-contained HTML and to PDF."""

@@ -1,0 +1,136 @@
+"""Render a report model to PDF with reportlab (pure Python; charts as PNG from matplotlib).
+
+The text uses DejaVu Sans, the font matplotlib ships, so the PDF needs no system font and shows
+the same characters as the charts (±, ×, −, …).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import matplotlib
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import (Image, KeepTogether, LongTable, PageBreak, Paragraph,
+                                SimpleDocTemplate, Spacer, TableStyle)
+
+from slurmkit.atomic import write_bytes_atomic
+from slurmkit.charts import figure_png
+from slurmkit.report.model import Report
+from slurmkit.report.tables import Table
+
+PAGE = landscape(A4)
+MARGIN = 14 * mm
+INK, MUTED, ACCENT, RULE = (colors.HexColor(c) for c in ("#1d2330", "#5b6475", "#0072B2", "#e3e6ec"))
+
+
+def _register_fonts() -> tuple[str, str]:
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    if "DejaVuSans" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("DejaVuSans", str(fonts / "DejaVuSans.ttf")))
+        pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(fonts / "DejaVuSans-Bold.ttf")))
+    return "DejaVuSans", "DejaVuSans-Bold"
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    body, bold = _register_fonts()
+    base = ParagraphStyle("body", fontName=body, fontSize=9, leading=12.5, textColor=INK)
+    return {
+        "body": base,
+        "title": ParagraphStyle("title", base, fontName=bold, fontSize=20, leading=24, spaceAfter=4),
+        "meta": ParagraphStyle("meta", base, fontSize=8, textColor=MUTED, spaceAfter=10),
+        "h2": ParagraphStyle("h2", base, fontName=bold, fontSize=13, leading=16, spaceBefore=14,
+                             spaceAfter=6, textColor=ACCENT),
+        "h3": ParagraphStyle("h3", base, fontName=bold, fontSize=9.5, spaceBefore=8, spaceAfter=4),
+        "finding": ParagraphStyle("finding", base, leftIndent=10, borderPadding=(3, 6, 3, 6),
+                                  backColor=colors.HexColor("#f3f7fb"), spaceAfter=6),
+        "notice": ParagraphStyle("notice", base, textColor=colors.HexColor("#8a5a00"),
+                                 backColor=colors.HexColor("#fff6e0"), borderPadding=5, spaceAfter=8),
+        "cell": ParagraphStyle("cell", base, fontSize=7, leading=8.6),
+        "cellnum": ParagraphStyle("cellnum", base, fontSize=7, leading=8.6, alignment=TA_RIGHT),
+        "head": ParagraphStyle("head", base, fontName=bold, fontSize=7, leading=8.6),
+        "note": ParagraphStyle("note", base, fontSize=7.5, textColor=MUTED, spaceAfter=6),
+    }
+
+
+def _p(text: str, style: ParagraphStyle) -> Paragraph:
+    return Paragraph(escape(str(text)), style)
+
+
+def _table(table: Table, styles: dict[str, ParagraphStyle]) -> list:
+    head = [_p(c, styles["head"]) for c in table.columns]
+    body = [[_p(cell, styles["cellnum"] if num else styles["cell"])
+             for cell, num in zip(row, table.numeric)] for row in table.rows]
+    grid = LongTable([head, *body], repeatRows=1, hAlign="LEFT")
+    grid.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f4f5f8")),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.4, RULE),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]))
+    out = [_p(table.title, styles["h3"]), grid]
+    if table.note:
+        out.append(_p(table.note, styles["note"]))
+    return [KeepTogether(out)] if len(table.rows) <= 24 else out
+
+
+def _chart(chart, styles: dict[str, ParagraphStyle], max_w: float, max_h: float) -> list:
+    if chart.figure is None:
+        return [_p(chart.title, styles["h3"]), _p(f"Not drawn: {chart.missing_reason}.", styles["note"])]
+    width_in, height_in = chart.figure.get_size_inches()
+    scale = min(max_w / (width_in * 72), max_h / (height_in * 72))
+    image = Image(io.BytesIO(figure_png(chart.figure)), width=width_in * 72 * scale,
+                  height=height_in * 72 * scale, hAlign="LEFT")
+    return [KeepTogether([image, _p(chart.caption, styles["note"])])]
+
+
+def render_pdf(report: Report) -> bytes:
+    styles = _styles()
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
+                            topMargin=MARGIN, bottomMargin=MARGIN, title=report.title,
+                            author="slurmkit", creator="slurmkit", invariant=True)
+    story = [_p(report.title, styles["title"]),
+             _p(f"Generated {report.generated_at} by slurmkit", styles["meta"])]
+    story += [_p(n, styles["notice"]) for n in report.notices]
+    story.append(_p("Findings", styles["h2"]))
+    story += [_p(f, styles["finding"]) for f in report.findings] or [
+        _p("No findings: the results hold nothing to compare.", styles["note"])]
+    if report.sites:
+        story += [_p("Sites", styles["h2"]), *_table(report.sites, styles)]
+    if report.tables:
+        story.append(_p("Comparison", styles["h2"]))
+        for table in report.tables:
+            story += _table(table, styles)
+    if report.charts:
+        story += [PageBreak(), _p("Charts", styles["h2"])]
+        for chart in report.charts:
+            story += _chart(chart, styles, doc.width * 0.8, doc.height * 0.48)
+    if report.runs:
+        story += [PageBreak(), _p("Runs", styles["h2"]), *_table(report.runs, styles)]
+    if report.failures:
+        story += [_p("Failed and incomplete runs", styles["h2"]), *_table(report.failures, styles)]
+    story.append(_p("Provenance", styles["h2"]))
+    story += [_p(f"{k}: {v}", styles["body"]) for k, v in report.provenance]
+    doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    return buf.getvalue()
+
+
+def _footer(canvas, doc) -> None:
+    canvas.saveState()
+    canvas.setFont("DejaVuSans", 7)
+    canvas.setFillColor(MUTED)
+    canvas.drawRightString(PAGE[0] - MARGIN, 8 * mm, f"slurmkit report · page {doc.page}")
+    canvas.restoreState()
+
+
+def write_pdf(report: Report, path: Path | str) -> Path:
+    path = Path(path)
+    write_bytes_atomic(path, render_pdf(report))
+    return path
