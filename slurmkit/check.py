@@ -13,7 +13,7 @@ from slurmkit.experiment import DATASET_NAMES, JobSpec
 from slurmkit.memory import MemoryEstimate
 from slurmkit.site import Site
 
-Where = Callable[[str], Location]  # field name -> where the point's value was set
+Where = Callable[..., Location]  # field names -> where the first one present was set
 FIT_WARNING_FRACTION = 0.9
 
 
@@ -52,7 +52,7 @@ def _nodes(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list[Pr
 def _launcher(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list[Problem]:
     if spec.launcher == "torchrun" and (spec.tp, spec.pp, spec.cp, spec.vpp) != (1, 1, 1, None):
         return [_err("the torchrun launcher runs data parallelism only (tp, pp, cp 1; no vpp)",
-                     where("tp" if spec.tp != 1 else "pp" if spec.pp != 1 else "cp" if spec.cp != 1 else "vpp"),
+                     where(*[n for n in ("tp", "pp", "cp", "vpp") if getattr(spec, n) not in (1, None)]),
                      "use launcher nemo or megatron for model parallelism")]
     if spec.launcher == "megatron" and spec.workload != "pretrain":
         return [_err(f"the megatron launcher runs pretraining only, not {spec.workload}",
@@ -68,7 +68,7 @@ def _parallel_shape(spec: JobSpec, site: Site, model: ModelArch, where: Where) -
     if gpus % model_parallel:
         problems.append(_err(
             f"tp*pp*cp = {spec.tp}*{spec.pp}*{spec.cp} = {model_parallel} does not divide the {gpus} GPUs"
-            f" ({spec.nodes} nodes x {per_node} on {site.name})", where("tp"),
+            f" (nodes={spec.nodes} x {per_node} per node on {site.name})", where("tp"),
             "choose tp, pp and cp whose product divides the GPU count"))
     else:
         dp = gpus // model_parallel
@@ -120,7 +120,7 @@ def _steps(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list[Pr
     problems = []
     if spec.warmup_steps >= spec.steps:
         problems.append(_err(f"warmup_steps={spec.warmup_steps} leaves no timed steps of {spec.steps}",
-                             where("warmup_steps"), "use fewer warm-up steps than steps"))
+                             where("warmup_steps", "steps"), "use fewer warm-up steps than steps"))
     if spec.checkpoint_interval is not None and spec.checkpoint_interval > spec.steps:
         problems.append(_warn(f"checkpoint_interval={spec.checkpoint_interval} is above steps={spec.steps}:"
                               " no checkpoint will be written", where("checkpoint_interval")))
@@ -140,7 +140,7 @@ def _workload(spec: JobSpec, site: Site, where: Where, custom_program: bool) -> 
     finetune = spec.workload in ("sft", "lora", "ptuning")
     if finetune and spec.dataset == "synthetic":
         problems.append(_err(f"{spec.workload} needs a dataset (dolly, alpaca or a folder), not synthetic",
-                             where("dataset")))
+                             where("dataset", "workload")))
     if spec.dataset in DATASET_NAMES[1:] and "datasets" not in site.storage:
         problems.append(_err(f"dataset {spec.dataset} is looked up on the datasets mount, which site"
                              f" {site.name} does not declare", where("dataset"),

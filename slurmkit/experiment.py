@@ -110,15 +110,17 @@ def load_experiment(path: Path | str, sites: list[str] | None = None, display: s
     if "site" in data:
         problems.append(Problem("site: use `sites:` (a list) to name the sites", doc.location(("site",), key=True)))
     axes, include, exclude = _matrix(doc, problems)
-    if problems or experiment is None:
-        raise ConfigError("invalid experiment", problems=problems)
-    site_names = sites if sites else experiment.sites
-    site_origin = ("sites",)
-    site_axis = [Value(s, site_origin + ((i,) if not sites else ())) for i, s in enumerate(site_names)]
+    site_names = sites or (experiment.sites if experiment else ["?"])
+    site_axis = [Value(s, ("sites",) + ((i,) if not sites else ())) for i, s in enumerate(site_names)]
     base = {k: Value(v, (k,)) for k, v in data.items() if k in POINT_FIELDS}
     combos = expand([("site", site_axis), *axes], include, exclude)
-    points = [{**base, **combo} for combo in combos]
-    return LoadedExperiment(experiment, doc, points)
+    loaded = LoadedExperiment(experiment, doc, [{**base, **combo} for combo in combos])
+    if problems or experiment is None:
+        # report the job fields' type errors too, so one run shows every problem
+        for point in loaded.points:
+            problems += [p for p in point_spec(loaded, point)[1] if "required field" not in p.message]
+        raise ConfigError("invalid experiment", problems=list(dict.fromkeys(problems)))
+    return loaded
 
 
 def _matrix(doc: Document, problems: list[Problem]
@@ -180,6 +182,8 @@ def point_spec(loaded: LoadedExperiment, point: Combination) -> tuple[JobSpec | 
         problems = []
         for err in exc.errors(include_url=False):
             key = err["loc"][0] if err["loc"] else None
+            if key not in POINT_FIELDS:
+                continue  # unknown matrix keys are reported where the matrix is read
             where = loaded.doc.location(point[key].origin) if key in point else loaded.doc.location()
             if err["type"] == "missing":
                 problems.append(Problem(f"{key}: required field is missing", where,

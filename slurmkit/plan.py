@@ -108,8 +108,12 @@ def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
 
 def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, models: dict
                    ) -> tuple[list[Problem], list[JobPlan]]:
-    def where(name: str) -> Location:
-        return loaded.doc.location(point[name].origin) if name in point else loaded.doc.location()
+    def where(*names: str) -> Location:
+        """The line that set the first of ``names`` present in the file (defaults have none)."""
+        for name in names:
+            if name in point:
+                return loaded.doc.location(point[name].origin)
+        return loaded.doc.location()
 
     spec, problems = point_spec(loaded, point)
     if spec is None or spec.site not in site_table:

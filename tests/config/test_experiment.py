@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from slurmkit.errors import ConfigError
+from slurmkit.experiment import experiment_json_schema, load_experiment
+
+ROOT = Path(__file__).parents[2]
+
+
+def points_of(loaded):
+    return [{k: v.value for k, v in p.items()} for p in loaded.points]
+
+
+def test_sites_are_the_first_axis():
+    loaded = load_experiment(ROOT / "experiments" / "llama2-7b-pretrain.yaml")
+    pts = points_of(loaded)
+    assert [(p["site"], p["nodes"]) for p in pts] == [
+        (s, n) for s in ("xe9680-8cx7", "xe9680-4cx7") for n in (1, 2, 4, 8)]
+
+
+def test_site_override_replaces_sites():
+    loaded = load_experiment(ROOT / "experiments" / "llama2-7b-pretrain.yaml", sites=["xe8640"])
+    assert {p["site"] for p in points_of(loaded)} == {"xe8640"}
+
+
+def test_include_and_exclude_in_shipped_70b():
+    pts = points_of(load_experiment(ROOT / "experiments" / "llama2-70b-pretrain.yaml"))
+    assert sorted({p["nodes"] for p in pts}) == [2, 4, 8]
+    assert {p["nodes"]: p.get("recompute") for p in pts} == {2: "full", 4: None, 8: None}
+
+
+def test_include_overrides_added_values_only():
+    pts = points_of(load_experiment(ROOT / "experiments" / "llama2-finetune.yaml"))
+    assert len(pts) == 18
+    sft70 = [p for p in pts if p["model"] == "llama2-70b" and p["workload"] == "sft"]
+    lora70 = [p for p in pts if p["model"] == "llama2-70b" and p["workload"] == "lora"]
+    assert {(p["nodes"], p["tp"], p["pp"]) for p in sft70} == {(2, 4, 4)}
+    assert {(p["nodes"], p["tp"], p["pp"]) for p in lora70} == {(1, 2, 4)}
+
+
+def test_matrix_problems_all_reported(write_yaml):
+    path = write_yaml("e.yaml", """
+        schema_version: 1
+        name: e
+        sites: [local]
+        flavour: x
+        matrix:
+          colour: [red]
+          nodes: 2
+          site: [a]
+          exclude:
+            - {tp: 2}
+          include:
+            - {nonsense: 1}
+    """)
+    with pytest.raises(ConfigError) as err:
+        load_experiment(path)
+    assert err.value.lines() == [
+        f"error: {path}:4:1: flavour: unknown key (hint: check the spelling; `slurmkit schema` lists the keys)",
+        f"error: {path}:6:3: matrix.colour: not a sweepable field (hint: sweepable fields: checkpoint_interval,"
+        " cp, dataset, gbs, launcher, lr, mbs, model, nodes, parallel, pp, precision, recompute, seq_len,"
+        " sequence_parallel, steps, time_limit_min, tp, vpp, warmup_steps, workload)",
+        f"error: {path}:7:10: matrix.nodes: must be a non-empty list",
+        f"error: {path}:8:3: matrix.site: not a sweepable field (hint: sweep sites by listing them under `sites:`)",
+        f"error: {path}:12:8: matrix.include[0].nonsense: not a sweepable field",
+        f"error: {path}:10:8: matrix.exclude[0].tp: not a matrix axis",
+    ]
+
+
+def test_hostile_name_refused(write_yaml):
+    path = write_yaml("e.yaml", 'schema_version: 1\nname: "x; rm -rf /"\nsites: [local]\n')
+    with pytest.raises(ConfigError) as err:
+        load_experiment(path)
+    assert err.value.lines()[0].startswith(f"error: {path}:2:7: name: String should match pattern")
+
+
+def test_json_schema_lists_job_fields_and_matrix():
+    schema = experiment_json_schema()
+    assert {"nodes", "tp", "matrix", "sites", "workload"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+    assert "nodes" in schema["properties"]["matrix"]["properties"]
