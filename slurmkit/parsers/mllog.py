@@ -34,28 +34,36 @@ class MLLog(Format):
                 continue
             key, meta, value = event.get("key"), event.get("metadata") or {}, event.get("value")
             self._note(key, event, meta, value)
-            if key == "tracked_stats" and isinstance(meta.get("step"), (int, float)):
+            if key == "tracked_stats" and _int64(meta.get("step")):
                 step.append(int(meta["step"]))
                 timing = value.get("train_step_timing") if isinstance(value, dict) else None
                 step_time.append(float(timing) if isinstance(timing, (int, float)) else None)
-                time_ms.append(event.get("time_ms"))
+                time_ms.append(event.get("time_ms") if _int64(event.get("time_ms")) else None)
         samples: list[int | None] = [None] * len(step)
         gbs = self.facts.get("gbs")
         if gbs and step and all(s % gbs == 0 for s in step):
             samples, step = step, [s // gbs for s in step]
-        times = pa.array([t if isinstance(t, (int, float)) else None for t in time_ms], pa.int64())
+        times = pa.array([int(t) if t is not None else None for t in time_ms], pa.int64())
         return {"step": pa.array(step, pa.int64()), "step_time_s": pa.array(step_time, pa.float64()),
                 "consumed_samples": pa.array(samples, pa.int64()),
                 "time": times.cast(pa.timestamp("ms", tz="UTC"))}
 
     def _note(self, key: Any, event: dict, meta: dict, value: Any) -> None:
-        if key == "global_batch_size" and isinstance(value, int) and value > 0:
+        if key == "global_batch_size" and isinstance(value, int) and _int64(value) and value > 0:
             self.facts["gbs"] = value
         elif key == "run_start":
-            self.facts.setdefault("run_start_ms", event.get("time_ms"))
+            if _int64(event.get("time_ms")):
+                self.facts.setdefault("run_start_ms", event.get("time_ms"))
         elif key == "run_stop":
-            self.facts["run_stop_ms"] = event.get("time_ms")
+            if _int64(event.get("time_ms")):
+                self.facts["run_stop_ms"] = event.get("time_ms")
             self.facts["mlperf_status"] = meta.get("status")
+
+
+def _int64(value: Any) -> bool:
+    """A finite number that fits a Parquet int64 column (bool excluded)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and value == value and abs(value) < 2**62)
 
 
 def _load(text: bytes) -> dict | None:

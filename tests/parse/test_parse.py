@@ -1,0 +1,128 @@
+"""slurmkit.parse and the `slurmkit parse` command: joins, status, exit codes, re-parse."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from slurmkit import store
+from slurmkit.cli import cli, main
+from slurmkit.errors import ResultsError
+from slurmkit.parse import parse_paths
+
+DATA = Path(__file__).parent / "data"
+PARAMS = {"experiment": "e", "model": "tiny-gpt", "site": "lab", "nodes": 1, "gpus_per_node": 2,
+          "gpus": 2, "tp": 1, "pp": 1, "cp": 1, "vpp": None, "dp": 2, "sequence_parallel": False,
+          "mbs": 1, "gbs": 8, "seq_len": 128, "precision": "bf16", "steps": 4, "warmup_steps": 1,
+          "gpu_peak_tflops": 100.0, "model_layers": 2, "model_hidden": 64, "model_heads": 4,
+          "model_kv_heads": 4, "model_ffn_hidden": 256, "model_vocab": 512}
+
+
+def trainer_log(steps: int, total: int = 4, done: bool = True) -> str:
+    lines = ["SKTRAIN start rank=0 local_rank=0 world_size=2 host=n1"]
+    for n in range(1, steps + 1):
+        lines.append(f"SKTRAIN step={n}/{total} loss={5.0 - n:.3f} lr=0.0003 grad_norm=1.5 "
+                     f"step_time_s={0.5 if n > 1 else 3.0} tokens_per_s_per_gpu=1024.0 "
+                     f"time_unix={1700000000 + n}.5")
+    if done:
+        lines.append(f"SKTRAIN done steps={steps} final_loss={5.0 - steps:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_corpus_folder_summary_lines(tmp_path: Path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("megatron-llm-slow-iterations.log", "srun-step-timelimit-task-ranges.log"):
+        shutil.copy(DATA / name, logs)
+    result = run("parse", str(logs), "--out", str(tmp_path / "res"))
+    assert result.exit_code == 0, result.output
+    assert ("megatron-llm-slow-iterations: megatron, 4 step rows, last step 125/250000, "
+            "incomplete, step 88.242 s") in result.output
+    runs = store.read_runs(tmp_path / "res").set_index("run_id")
+    assert runs.loc["srun-step-timelimit-task-ranges", "failure_reason"] == "time_limit"
+    assert runs.loc["megatron-llm-slow-iterations", "nodes"] is pd_na()
+    # warm-up default 10 is below step 122, so all four records count
+    assert runs.loc["megatron-llm-slow-iterations", "step_time_mean_s"] == pytest.approx(88.241700)
+
+
+def pd_na():
+    import pandas as pd
+    return pd.NA
+
+
+def test_unknown_format_exit_2(tmp_path: Path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello\nworld\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["parse", str(bad), "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2
+    assert "no training records of a known format" in capsys.readouterr().err
+    with pytest.raises(ResultsError) as err:
+        parse_paths([bad], tmp_path / "r")
+    assert err.value.lines() == [
+        f"error: {bad}: no training records of a known format, no failure and no provenance line "
+        "(hint: known formats: trainer, mllog, nemo2, nemo, megatron, torchtitan, hf; force one with --format)"]
+
+
+def test_missing_path(tmp_path: Path):
+    with pytest.raises(ResultsError, match="no such file or folder"):
+        parse_paths([tmp_path / "nope*.out"], tmp_path / "r")
+
+
+def test_run_dir_joins_plan_manifest_accounting(tmp_path: Path):
+    rd = tmp_path / "rd"
+    (rd / "logs").mkdir(parents=True)
+    (rd / "accounting").mkdir()
+    (rd / "plan.json").write_text(json.dumps({"schema_version": 1, "jobs": [
+        {"run_id": "tiny-a1b2c3d4", "script": "scripts/tiny-a1b2c3d4.sbatch", "params": PARAMS}]}))
+    (rd / "manifest.jsonl").write_text(json.dumps({"run_id": "tiny-a1b2c3d4", "job_id": "77",
+                                                   "state": "TIMEOUT"}) + "\n")
+    (rd / "accounting" / "sacct.txt").write_text(
+        "JobID|JobName|State|ExitCode|Elapsed|NodeList\n77|tiny-a1b2c3d4|TIMEOUT|0:0|00:10:00|n[1-2]\n")
+    (rd / "logs" / "tiny-a1b2c3d4_77.out").write_text(trainer_log(3, done=False))
+    summaries = parse_paths([rd / "logs"], tmp_path / "res", run_dir=rd)
+    assert summaries[0]["run_id"] == "tiny-a1b2c3d4"
+    row = store.read_runs(tmp_path / "res").iloc[0]
+    assert row["job_id"] == "77" and row["nodes"] == 1 and row["model"] == "tiny-gpt"
+    assert row["slurm_state"] == "TIMEOUT" and row["slurm_elapsed_s"] == 600.0
+    assert row["slurm_nodelist"] == "n[1-2]"
+    assert (row["status"], row["failure_reason"]) == ("failed", "time_limit")
+    assert row["warmup_steps"] == 1 and row["step_time_mean_s"] == 0.5  # plan's warm-up
+    assert row["tokens_per_s_per_gpu"] == 8 * 128 / 0.5 / 2
+    assert row["tflops_formula"] == "megatron-2024-gelu" and row["mfu"] > 0
+
+
+def test_provenance_line_supplies_params_and_reparse_replaces(tmp_path: Path):
+    prov = {"schema_version": 1, "run_id": "tiny-ffff0000", "params": PARAMS, "job_id": "9",
+            "nodelist": "n1", "driver_version": "535.104.05", "nccl_version": None, "cuda_version": None}
+    log = tmp_path / "slurm-9.out"
+    log.write_text(" 0: SLURMKIT_PROVENANCE " + json.dumps(prov) + "\n" + trainer_log(4))
+    res = tmp_path / "res"
+    assert run("parse", str(log), "--out", str(res), "--warmup-steps", "0").exit_code == 0
+    assert run("parse", str(log), "--out", str(res), "--format", "trainer").exit_code == 0
+    runs = store.read_runs(res)
+    assert len(runs) == 1
+    row = runs.iloc[0]
+    assert (row["run_id"], row["job_id"], row["gbs"]) == ("tiny-ffff0000", "9", 8)
+    assert row["status"] == "completed" and row["final_loss"] == 1.0
+    assert row["driver_version"] == "535.104.05" and row["slurm_nodelist"] == "n1"
+    steps = store.read_steps(res)
+    assert list(steps["step"]) == [1, 2, 3, 4] and list(steps["source_line"]) == [3, 4, 5, 6]
+
+
+def test_no_provenance_no_plan_params_null(tmp_path: Path):
+    log = tmp_path / "train_job-4242.out"
+    log.write_text(trainer_log(2, done=False))
+    parse_paths([str(tmp_path / "*.out")], tmp_path / "res")
+    row = store.read_runs(tmp_path / "res").iloc[0]
+    assert (row["run_id"], row["job_id"]) == ("train_job-4242", "4242")
+    assert row["status"] == "incomplete" and row["steps_target"] == 4
+    for key in ("nodes", "gbs", "gpu_peak_tflops", "tflops_per_gpu", "mfu"):
+        assert row[key] is pd_na() or row[key] != row[key], key  # null, never zero
