@@ -1,0 +1,131 @@
+"""The config commands through the real entry point: exact text, exit codes, files."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slurmkit.cli import main
+
+ROOT = Path(__file__).parents[2]
+SMOKE = str(ROOT / "experiments" / "local-smoke.yaml")
+
+
+def run(capsys, *args):
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_generate_writes_and_regenerates_nothing(capsys, tmp_path):
+    code, out, err = run(capsys, "generate", SMOKE, "--out", str(tmp_path / "run"))
+    assert code == 0
+    assert out.splitlines()[0].split() == ["run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", "mem_gib"]
+    assert len(out.splitlines()) == 3
+    assert err.strip() == f"wrote 3 files, 0 unchanged, in {tmp_path / 'run'}"
+    code, out, err = run(capsys, "generate", SMOKE, "--out", str(tmp_path / "run"))
+    assert err.strip() == f"wrote 0 files, 3 unchanged, in {tmp_path / 'run'}"
+
+
+def test_generate_dry_run_writes_nothing(capsys, tmp_path):
+    code, out, err = run(capsys, "generate", SMOKE, "--out", str(tmp_path / "run"), "--dry-run", "--format", "json")
+    assert code == 0 and not (tmp_path / "run").exists()
+    assert [j["params"]["site"] for j in json.loads(out)] == ["local", "local"]
+
+
+def test_generate_error_is_one_line_per_problem_exit_2(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    frozen = Path(__file__).parent / "data" / "sites" / "local-frozen.yaml"
+    bad.write_text((Path(__file__).parent / "data" / "golden" / "torchrun-local.yaml").read_text()
+                   .replace("../sites/local-frozen.yaml", str(frozen))
+                   .replace("nodes: 2", "nodes: 9").replace("gbs: 16", "gbs: 15"))
+    code, out, err = run(capsys, "generate", str(bad), "--out", str(tmp_path / "run"))
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"error: {bad}:7:8: nodes=9 is more than site local-frozen has (4) (hint: use at most 4 nodes on local-frozen)",
+        f"error: {bad}:12:6: gbs=15 is not divisible by mbs*dp = 2*18 = 36 (hint: use a multiple of 36)",
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_generate_site_override(capsys, tmp_path):
+    code, out, _ = run(capsys, "generate", str(ROOT / "experiments" / "llama2-7b-pretrain.yaml"),
+                       "--site", "xe8640", "--dry-run")
+    assert code == 0 and "xe9680" not in out and out.count("xe8640") == 8
+
+
+def test_validate_files_and_site_names(capsys):
+    code, out, _ = run(capsys, "validate", SMOKE, "local", str(ROOT / "site-configs" / "xe8640.yaml"))
+    assert code == 0
+    assert out.splitlines() == [f"ok: {SMOKE} (2 jobs)", "ok: local (site)",
+                                f"ok: {ROOT / 'site-configs' / 'xe8640.yaml'} (site)"]
+
+
+def test_validate_reports_problems_of_every_file(capsys, tmp_path):
+    site = tmp_path / "s.yaml"
+    site.write_text("schema_version: 1\nname: s\nscheduler: {partition: p}\n")
+    exp = tmp_path / "e.yaml"
+    exp.write_text("schema_version: 2\n")
+    code, out, err = run(capsys, "validate", str(site), str(exp))
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: {site}:1:1: nodes: required key is missing",
+        f"error: {site}:1:1: gpu: required key is missing",
+        f"error: {site}:1:1: network: required key is missing",
+        f"error: {exp}:1:17: schema_version: Input should be 1",
+        f"error: {exp}:1:1: name: required key is missing",
+        f"error: {exp}:1:1: sites: required key is missing",
+    ]
+
+
+def test_malformed_and_python_tag(capsys, tmp_path):
+    exp = tmp_path / "e.yaml"
+    exp.write_text("schema_version: 1\nname: !!python/object/apply:os.system [id]\n")
+    code, _, err = run(capsys, "validate", str(exp))
+    assert code == 2
+    assert err == f"error: {exp}:2:7: YAML tag !!python/object/apply:os.system is not allowed (hint: slurmkit reads plain YAML only; remove the tag)\n"
+
+
+def test_sites_list_and_show(capsys):
+    code, out, _ = run(capsys, "sites", "list")
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert {"local", "xe9680-8cx7", "xe9680-4cx7", "xe8640", "r760xa-h100pcie", "r760xa-l40s"} <= set(rows)
+    assert "8x ConnectX-7 400G" in rows["xe9680-8cx7"] and "4x ConnectX-7 400G" in rows["xe9680-4cx7"]
+    code, out, _ = run(capsys, "sites", "show", "xe9680-4cx7")
+    body = json.loads(out.split("\n", 1)[1])
+    assert body["network"]["adapters"]["count"] == 4
+
+
+def test_models_table(capsys):
+    code, out, _ = run(capsys, "models")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["llama2-7b"][1] == "6.74B" and rows["llama2-70b"][1] == "68.98B"
+    assert rows["llama2-13b"][1] == "13.02B" and "tiny-gpt" in rows
+
+
+@pytest.mark.parametrize("kind", ["site", "experiment", "models"])
+def test_schema_is_json(capsys, kind):
+    code, out, _ = run(capsys, "schema", kind)
+    body = json.loads(out)
+    assert code == 0 and body["type"] == "object" and body["additionalProperties"] is False
+
+
+def test_help_and_generate_import_no_heavy_modules(tmp_path):
+    script = (
+        "import sys\n"
+        "from slurmkit.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"main(['generate', {SMOKE!r}, '--out', {str(tmp_path / 'run')!r}])\n"
+        "heavy = sorted(m for m in ('pandas', 'pyarrow', 'matplotlib', 'torch') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+    assert (tmp_path / "run" / "plan.json").is_file()

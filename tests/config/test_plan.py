@@ -1,0 +1,99 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from slurmkit.errors import ConfigError
+from slurmkit.plan import make_plan
+from slurmkit.render import write_plan
+
+ROOT = Path(__file__).parents[2]
+SHIPPED = sorted((ROOT / "experiments").glob("*.yaml"))
+CONTRACT_KEYS = {
+    "experiment", "workload", "launcher", "model", "site", "nodes", "gpus_per_node", "gpus", "tp", "pp",
+    "cp", "vpp", "dp", "sequence_parallel", "mbs", "gbs", "seq_len", "precision", "steps",
+    "warmup_steps", "repeat", "dataset", "time_limit_min", "model_params", "model_layers",
+    "model_hidden", "model_ffn_hidden", "model_heads", "model_kv_heads", "model_vocab", "gpu_model",
+    "gpu_mem_gib", "gpu_peak_tflops", "node_model", "adapters_per_node", "adapter_model",
+    "adapter_rate_gbps", "fabric", "storage_type", "cost_per_node_hour", "mem_estimate_gib",
+}
+
+
+@pytest.mark.parametrize("experiment", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_experiment_validates_without_warnings(experiment):
+    plan = make_plan(experiment, strict=True)
+    assert plan.jobs and not plan.warnings
+    for job in plan.jobs:
+        assert set(job.params) == CONTRACT_KEYS
+        assert re.fullmatch(r"[a-z0-9.-]+-n\d+-[a-z0-9-]+-[0-9a-f]{8}", job.run_id)
+        assert job.params["gpus"] == job.params["nodes"] * job.params["gpus_per_node"]
+        assert job.params["dp"] * job.params["tp"] * job.params["pp"] * job.params["cp"] == job.params["gpus"]
+
+
+def test_reference_design_sweeps():
+    seven = make_plan(ROOT / "experiments" / "llama2-7b-pretrain.yaml")
+    assert {(j.params["site"], j.params["nodes"]) for j in seven.jobs} == {
+        (s, n) for s in ("xe9680-8cx7", "xe9680-4cx7") for n in (1, 2, 4, 8)}
+    assert {j.params["adapters_per_node"] for j in seven.jobs} == {8, 4}
+    assert {j.params["steps"] for j in seven.jobs} == {500}
+    tune = make_plan(ROOT / "experiments" / "llama2-finetune.yaml")
+    assert {(j.params["model"], j.params["workload"], j.params["dataset"]) for j in tune.jobs} == {
+        (m, w, d) for m in ("llama2-7b", "llama2-13b", "llama2-70b") for w in ("sft", "lora", "ptuning")
+        for d in ("dolly", "alpaca")}
+    assert {(j.params["mbs"], j.params["gbs"], j.params["steps"]) for j in tune.jobs} == {(1, 128, 50)}
+
+
+def test_local_smoke_is_small_and_real():
+    plan = make_plan(ROOT / "experiments" / "local-smoke.yaml")
+    assert len(plan.jobs) >= 2
+    for job in plan.jobs:
+        p = job.params
+        assert (p["site"], p["launcher"], p["model"], p["nodes"]) == ("local", "torchrun", "tiny-gpt", 2)
+        assert p["steps"] <= 100 and p["time_limit_min"] <= 10
+        assert "-m slurmkit.trainer" in job.text
+
+
+def test_run_ids_are_stable_and_distinct():
+    path = ROOT / "experiments" / "llama2-7b-pretrain.yaml"
+    first, second = make_plan(path), make_plan(path)
+    assert [j.run_id for j in first.jobs] == [j.run_id for j in second.jobs]
+    assert len({j.run_id for j in first.jobs}) == len(first.jobs)
+    assert first.to_json() == second.to_json()
+    assert first.jobs[0].run_id.startswith("llama2-7b-pretrain-n1-xe9680-8cx7-")
+
+
+def test_repeats_get_their_own_run_ids(write_yaml):
+    text = (ROOT / "experiments" / "local-smoke.yaml").read_text().replace("nodes: 2", "nodes: 2\nrepeats: 3")
+    plan = make_plan(write_yaml("e.yaml", text))
+    assert len(plan.jobs) == 6
+    assert sorted(j.params["repeat"] for j in plan.jobs) == [0, 0, 1, 1, 2, 2]
+
+
+def test_plan_json_contract(tmp_path):
+    plan = make_plan(ROOT / "experiments" / "local-smoke.yaml")
+    write_plan(plan, tmp_path)
+    body = json.loads((tmp_path / "plan.json").read_text())
+    assert body["schema_version"] == 1 and body["experiment"] == "local-smoke"
+    assert set(body["sites"]) == {"local"} and body["sites"]["local"]["gpu"]["count_per_node"] == 2
+    for job in body["jobs"]:
+        assert job["script"] == f"scripts/{job['run_id']}.sbatch"
+        assert (tmp_path / job["script"]).read_text().count(f"#SBATCH --output=logs/{job['run_id']}_%j.out") == 1
+
+
+def test_all_errors_before_anything_is_written(tmp_path, write_yaml):
+    text = (ROOT / "experiments" / "llama2-7b-pretrain.yaml").read_text().replace(
+        "nodes: [1, 2, 4, 8]", "nodes: [1, 2, 4, 8, 16]")
+    with pytest.raises(ConfigError) as err:
+        make_plan(write_yaml("e.yaml", text))
+    lines = err.value.lines()
+    assert len(lines) == 2  # one per site; the 16-node point's other problems are not repeated
+    assert "22:23: nodes=16 is more than site xe9680-8cx7 has (8)" in lines[0]
+    assert "22:23: nodes=16 is more than site xe9680-4cx7 has (8)" in lines[1]
+
+
+def test_site_override_and_site_file(tmp_path):
+    plan = make_plan(ROOT / "experiments" / "llama2-7b-pretrain.yaml",
+                     sites=[str(ROOT / "site-configs" / "xe8640.yaml")])
+    assert {j.params["site"] for j in plan.jobs} == {"xe8640"}
+    assert {j.params["gpus_per_node"] for j in plan.jobs} == {4}
