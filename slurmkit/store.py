@@ -20,13 +20,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from slurmkit.errors import Location, ResultsError
+
+if TYPE_CHECKING:  # pandas is imported only by the readers (writers stay light and fast)
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 VERSION_KEY = b"slurmkit.schema_version"
@@ -88,9 +90,6 @@ RUN_STATUSES = ("completed", "incomplete", "failed")
 FAILURE_REASONS = ("oom", "nccl_timeout", "nccl_error", "time_limit", "node_failure", "nan_loss",
                    "container_error", "launch_error", "cancelled", "unknown")
 
-# Nullable pandas dtypes so a missing integer stays <NA> rather than turning into a float.
-_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
-                 pa.bool_(): pd.BooleanDtype()}
 
 
 def run_file_name(run_id: str) -> str:
@@ -170,13 +169,13 @@ def _write_table_atomic(path: Path, table: pa.Table) -> None:
         raise
 
 
-def read_runs(results_dir: Path | str) -> pd.DataFrame:
+def read_runs(results_dir: Path | str) -> "pd.DataFrame":
     """Every run of a results folder, one row each, columns in RUNS_SCHEMA order."""
     return _read_dataset(Path(results_dir), "runs", RUNS_SCHEMA, None, None)
 
 
 def read_steps(results_dir: Path | str, run_ids: Iterable[str] | None = None,
-               columns: list[str] | None = None) -> pd.DataFrame:
+               columns: list[str] | None = None) -> "pd.DataFrame":
     """Step rows of all runs (or of ``run_ids``), optionally only some ``columns``."""
     return _read_dataset(Path(results_dir), "steps", STEPS_SCHEMA, run_ids, columns)
 
@@ -187,9 +186,13 @@ def read_runs_table(results_dir: Path | str) -> pa.Table:
 
 
 def _read_dataset(results_dir: Path, table: str, schema: pa.Schema,
-                  run_ids: Iterable[str] | None, columns: list[str] | None) -> pd.DataFrame:
+                  run_ids: Iterable[str] | None, columns: list[str] | None) -> "pd.DataFrame":
+    import pandas as pd
+
     arrow = _read_tables(results_dir, table, schema, run_ids, columns)
-    return arrow.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    # Nullable pandas dtypes so a missing integer stays <NA> rather than turning into a float.
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return arrow.to_pandas(types_mapper=nullable.get)
 
 
 def _read_tables(results_dir: Path, table: str, schema: pa.Schema,

@@ -6,7 +6,7 @@ gets a fresh instance (formats may keep per-file state, e.g. HF record numbering
 from __future__ import annotations
 
 from slurmkit.parsers import hf, megatron, mllog, nemo1, nemo2, torchtitan, trainer
-from slurmkit.parsers.base import Format
+from slurmkit.parsers.base import DETECT_BYTES, Format
 
 FORMATS: dict[str, type[Format]] = {
     cls.name: cls for cls in (
@@ -20,10 +20,17 @@ def new_format(name: str) -> Format:
     return FORMATS[name]()
 
 
-def detect_format(sample: bytes) -> Format | None:
-    """The format with the most records in ``sample`` (ties: registry order), or None."""
+def detect_format(chunk: bytes) -> Format | None:
+    """The format with the most records at the start of ``chunk`` (ties: registry order), or
+    None. Looks at the first DETECT_BYTES, then at the whole chunk (long preambles)."""
+    return _detect(chunk[:DETECT_BYTES]) or (_detect(chunk) if len(chunk) > DETECT_BYTES else None)
+
+
+def _detect(sample: bytes) -> Format | None:
     best, best_count = None, 0
     for cls in FORMATS.values():
+        if cls.keyword not in sample:
+            continue
         candidate = cls()
         count = candidate.detect(sample)
         if count > best_count:

@@ -32,7 +32,7 @@ BARE_ANSI = re.compile(rb"\[(?:\d{1,3};)*\d{0,3}m")
 # srun -l " 0: ", torchrun "[default7]:", torch>=2.2 "[rank0]:", NeMo-Run "<task>/0 [default0]:",
 # a markdown quote "> " in pasted logs.
 RANK_LABEL = re.compile(r"^(?:> ?)?(?:\s*\d+: |\[default\d+\]:|\[rank\d+\]:|\S+/\d+ \[default\d+\]:)")
-DETECT_BYTES = 2**20  # detection looks at the first MiB of a range
+DETECT_BYTES = 256 * 2**10  # detection looks at the start of a range first
 _TIMESTAMP = r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[,.](?P<frac>\d{1,6}))?"
 
 
@@ -57,7 +57,6 @@ class Format:
 
     def detect(self, sample: bytes) -> int:
         """How many records of this format the sample holds (0: not this format)."""
-        sample = sample[:DETECT_BYTES]
         if self.keyword not in sample:
             return 0
         return sum(1 for _ in zip(range(50), self.pattern.finditer(self.clean(sample))))

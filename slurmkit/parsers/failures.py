@@ -1,8 +1,10 @@
 """Why a job failed, whatever the log format: one reason from a fixed taxonomy plus the line
 that shows it.
 
-Failures end a job, so their evidence is at the end of a log: the driver scans the last range
-of a file (the whole file when it is small). Among several signals the earliest STRONG one wins
+Failures end a job, so their evidence is at the end of a log: the driver first looks at the
+last 64 KiB (a failed job's launcher and Slurm always print there; nothing there means no
+failure, which keeps healthy logs cheap), and when it finds something there it scans the whole
+last range (16 MiB) for the root cause. Among several signals the earliest STRONG one wins
 (an OOM on one rank is followed by NCCL errors on the others); weak signals (a generic
 ``srun: error ... Exited with exit code``, torchrun's ``ChildFailedError``, a cancel) count only
 when nothing stronger is there. A keyword check per signal keeps this cheap on big ranges.
@@ -57,8 +59,15 @@ SIGNALS: list[_Signal] = [
 ]
 
 
+def _line_bounds(chunk: bytes, pos: int) -> tuple[int, int]:
+    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
+    ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e >= 0]
+    return start, min(ends) if ends else len(chunk)
+
+
 def _first(chunk: bytes, literal: bytes, check: "re.Pattern[bytes] | None") -> int:
-    """Position of the first occurrence of ``literal`` whose line passes ``check``; -1 if none."""
+    """Position of the first ``literal`` whose line passes ``check``; -1 if none. (One
+    bytes.find per literal beats one regex alternation of all of them several times over.)"""
     pos = chunk.find(literal)
     while pos >= 0 and check is not None:
         start, end = _line_bounds(chunk, pos)
@@ -68,26 +77,10 @@ def _first(chunk: bytes, literal: bytes, check: "re.Pattern[bytes] | None") -> i
     return pos
 
 
-def _line_bounds(chunk: bytes, pos: int) -> tuple[int, int]:
-    start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
-    ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e >= 0]
-    return start, min(ends) if ends else len(chunk)
-
-
-# Every literal above contains one of these: a range without any of them is skipped quickly.
-_PREFILTER = (b"rror", b"emory", b"oom-kill", b"Watchdog", b"NCCL communicator", b"CANCELLED",
-              b"NODE_FAIL", b"NODE FAILURE", b"pyxis", b"enroot", b"terminate called", b"exitcode", b"TIME LIMIT")
-
-
 def find_failure(chunk: bytes, first_line: int) -> Failure | None:
     """The failure shown in ``chunk`` (whose first line is number ``first_line``), or None."""
-    present = [p for p in _PREFILTER if p in chunk]
-    if not present:
-        return None
     best: tuple[bool, int, str] | None = None  # (strong, position, reason)
     for reason, strong, literal, check in SIGNALS:
-        if not any(p in literal for p in present):
-            continue
         pos = _first(chunk, literal, check)
         if pos < 0:
             continue

@@ -22,6 +22,7 @@ from slurmkit.parsers.base import STEP_TYPES, Format
 from slurmkit.parsers.failures import Failure, find_failure
 
 RANGE_BYTES = 16 * 2**20
+TAIL_PEEK_BYTES = 64 * 2**10
 PROVENANCE_TAG = b"SLURMKIT_PROVENANCE "
 STEP_COLUMNS = {**STEP_TYPES, "restart": pa.int32(), "source_line": pa.int64()}
 
@@ -143,10 +144,13 @@ def _restarts_and_dedupe(table: pa.Table) -> pa.Table:
 
 
 def _tail_failure(tail: list[tuple[bytes, int]]) -> Failure | None:
-    """Failures end a job: look in the last range, and the one before when the last is short."""
+    """Failures end a job: a quick look at the end of the log, then, when something is there,
+    the last range (and the one before when the last is short) for the root cause."""
     if not tail:
         return None
     chunk, first_line = tail[-1]
+    if len(chunk) > TAIL_PEEK_BYTES and find_failure(chunk[-TAIL_PEEK_BYTES:], 1) is None:
+        return None
     if len(tail) == 2 and len(chunk) < RANGE_BYTES // 2:
         prev, prev_line = tail[0]
         chunk, first_line = prev[-RANGE_BYTES // 2:] + chunk, prev_line + prev[:-RANGE_BYTES // 2].count(b"\n")

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Benchmark `slurmkit parse` against `grep -c` and a naive line-by-line regex parser.
+
+    .venv/bin/python bench/bench_parse.py [--mb 200] [--big-mb 1000] [--skip-big] [--repeat 1]
+
+Generates logs with the shared generator (/work/shared/bench/make_logs.py, deterministic) into
+bench/out/ (gitignored), then times on the same files, each command in its own process
+(interpreter start included) and with its peak RSS from /usr/bin/time:
+
+- ``grep -c iteration`` (the floor: one literal scan),
+- a naive parser: ``for line in open(f): re.search(...)`` per field, the way most scripts do it,
+- ``slurmkit parse DIR --out TMP`` end to end (Parquet written).
+
+It prints MB/s, the ratios to grep and to the naive parser, peak memory, and checks the rows
+slurmkit wrote against the generator's manifest (rows_expected). Corpora: a mixed NeMo/Megatron
+set of --mb MB, and single logs of --big-mb/4 and --big-mb MB (peak memory must not grow with
+file size).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+MAKE_LOGS = Path("/work/shared/bench/make_logs.py")
+SLURMKIT = ROOT / ".venv" / "bin" / "slurmkit"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+NAIVE = r'''
+import re, sys
+fields = {
+    "step": re.compile(r"iteration\s+(\d+)/\s*\d+"),
+    "bar": re.compile(r"\| *(\d+)/\d+ \["),
+    "time_ms": re.compile(r"elapsed time per iteration \(ms\): ([\d.]+)"),
+    "loss": re.compile(r"lm loss: ([^ |]+)"),
+    "nemo_loss": re.compile(r"reduced_train_loss=([^,\]]+)"),
+    "lr": re.compile(r"learning rate: ([^ |]+)"),
+    "grad": re.compile(r"grad norm: ([^ |]+)"),
+    "timing": re.compile(r"train_step_timing in s=([^,\]]+)"),
+    "tflops": re.compile(r"TFLOP/s/GPU\): ([\d.]+)"),
+}
+rows = 0
+for path in sys.argv[1:]:
+    seen = {}
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            for part in line.split("\r"):
+                found = {k: m.group(1) for k, p in fields.items() if (m := p.search(part))}
+                step = found.get("step") or found.get("bar")
+                if step and ("loss" in found or "nemo_loss" in found or "time_ms" in found):
+                    seen[int(step)] = {k: float(v) for k, v in found.items() if k not in ("step", "bar")
+                                       and v.replace(".", "", 1).replace("E", "").replace("e", "")
+                                       .replace("-", "").replace("+", "").isdigit()}
+    rows += len(seen)
+print(rows)
+'''
+
+
+def generate(name: str, args: list[str]) -> Path:
+    """bench/out/<name>/ from make_logs.py (kept between runs: the generator is deterministic)."""
+    folder = OUT / name
+    if not (folder / "manifest.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(MAKE_LOGS), *args, "--out", str(folder)], check=True,
+                       stdout=subprocess.DEVNULL)
+    return folder
+
+
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB, stdout) of one command under /usr/bin/time -v."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):  # grep -c exits 1 when a file has no match
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return wall, rss_kib / 1024, proc.stdout
+
+
+def bench(folder: Path, repeat: int) -> dict:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    files = sorted(str(p) for p in folder.glob("*.out"))
+    mb = sum(os.path.getsize(f) for f in files) / 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        naive_script = Path(tmp) / "naive.py"
+        naive_script.write_text(NAIVE)
+        best: dict[str, tuple[float, float, str]] = {}
+        for _ in range(repeat):
+            for name, cmd in (("grep", ["grep", "-c", "iteration", *files]),
+                              ("naive", [sys.executable, str(naive_script), *files]),
+                              ("slurmkit", [str(SLURMKIT), "parse", str(folder), "--out", f"{tmp}/res"])):
+                result = timed(cmd)
+                if name not in best or result[0] < best[name][0]:
+                    best[name] = result
+        rows = _rows_written(Path(tmp) / "res")
+    return {"corpus": folder.name, "files": len(files), "mb": mb, "rows_expected": manifest["rows_expected"],
+            "rows_slurmkit": rows, "rows_naive": int(best["naive"][2].strip() or 0),
+            **{f"{k}_s": v[0] for k, v in best.items()}, **{f"{k}_rss_mib": v[1] for k, v in best.items()}}
+
+
+def _rows_written(results: Path) -> int:
+    out = subprocess.run([str(PYTHON), "-c", "import sys; from slurmkit import store; "
+                          "print(int(store.read_runs(sys.argv[1])['steps_completed'].sum()))", str(results)],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def report(r: dict) -> None:
+    speed = {k: r["mb"] / r[f"{k}_s"] for k in ("grep", "naive", "slurmkit")}
+    print(f"\n{r['corpus']}: {r['files']} files, {r['mb']:.0f} MB")
+    for k in ("grep", "naive", "slurmkit"):
+        print(f"  {k:9s} {r[f'{k}_s']:7.2f} s  {speed[k]:8.1f} MB/s  peak RSS {r[f'{k}_rss_mib']:7.1f} MiB")
+    print(f"  slurmkit / grep  = {speed['slurmkit'] / speed['grep']:.1%}   (goal >= 15%)")
+    print(f"  slurmkit / naive = {speed['slurmkit'] / speed['naive']:.2f}x  (goal >= 2.5x)")
+    ok = "OK" if r["rows_slurmkit"] == r["rows_expected"] else "MISMATCH"
+    print(f"  rows: expected {r['rows_expected']}, slurmkit {r['rows_slurmkit']} ({ok}), naive {r['rows_naive']}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mb", type=int, default=200, help="size of the mixed corpus")
+    p.add_argument("--big-mb", type=int, default=1000, help="size of the single-log corpus")
+    p.add_argument("--skip-big", action="store_true")
+    p.add_argument("--repeat", type=int, default=1, help="runs per command; the best is kept")
+    a = p.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
+    corpora = [generate(f"mixed-{a.mb}", ["--format", "mixed", "--mb", str(a.mb)])]
+    if not a.skip_big:
+        for mb in (a.big_mb // 4, a.big_mb):
+            corpora.append(generate(f"single-{mb}", ["--format", "mixed", "--runs", "1", "--mb", str(mb)]))
+    results = [bench(folder, a.repeat) for folder in corpora]
+    for r in results:
+        report(r)
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
