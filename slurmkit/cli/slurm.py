@@ -1,0 +1,138 @@
+"""`slurmkit submit | status | cancel | collect`: thin shells over submit, track and collect.
+
+Only click and the standard library at module level; library code is imported in each command.
+`collect` is the one place that joins the halves: after gathering accounting it runs the parser
+(slurmkit.parse.parse_paths) when that library is installed.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+
+
+def _client():
+    from slurmkit.slurm import SlurmCli
+    return SlurmCli()
+
+
+@click.command()
+@RUN_DIR
+@click.option("--dry-run", is_flag=True, help="Print the sbatch commands; submit nothing.")
+@click.option("--only", "only", multiple=True, metavar="RUN_ID", help="Submit only these runs (repeatable).")
+@click.option("--test-only", is_flag=True, help="Ask the controller whether each job is feasible; submit nothing.")
+@click.option("--chain", is_flag=True, help="Run the jobs one after another (--dependency=afterany).")
+@click.option("--resubmit", type=click.Choice(["failed"]), help="Also resubmit runs whose job failed.")
+def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool, chain: bool,
+           resubmit: str | None) -> None:
+    """Submit RUN_DIR's scripts with sbatch; runs already submitted are skipped."""
+    from slurmkit.errors import SlurmError
+    from slurmkit.submit import submit_plan
+
+    report = submit_plan(run_dir, _client(), only=only, dry_run=dry_run, test_only=test_only,
+                         chain=chain, resubmit_failed=resubmit == "failed")
+    for line in report.commands:
+        click.echo(line)
+    for run_id, message in report.feasibility.items():
+        click.echo(f"{run_id}: feasible: {message}")
+    for record in report.submitted:
+        click.echo(f"{record.run_id}: submitted job {record.job_id}")
+    if report.skipped:
+        click.echo(f"{len(report.skipped)} already submitted (skipped)")
+    problems = [f"{run_id}: infeasible: {msg}" for run_id, msg in report.infeasible.items()]
+    problems += [f"{r.run_id}: sbatch failed: {r.error}" for r in report.failed]
+    if report.not_attempted:
+        problems.append(f"controller unreachable; not submitted: {', '.join(report.not_attempted)} "
+                        "(rerun `slurmkit submit` later)")
+    if problems:
+        from slurmkit.errors import Problem
+        raise SlurmError(problems[0], problems=[Problem(p) for p in problems])
+
+
+def _status_table(report) -> str:
+    rows = [("RUN_ID", "JOB_ID", "STATE", "EXIT", "NODES")]
+    rows += [(r.run_id, r.job_id or "-", r.state, r.exit_code or "-", r.nodelist or "-")
+             for r in report.records.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    summary = ", ".join(f"{n} {state}" for state, n in report.counts().items()) or "no jobs"
+    source = "squeue + sacct" if report.accounting else \
+        "accounting unavailable: squeue and scontrol only; purged jobs show UNKNOWN"
+    return "\n".join(lines + [f"{len(report.records)} runs: {summary} ({source})"])
+
+
+@click.command()
+@RUN_DIR
+@click.option("--watch", is_flag=True, help="Refresh until every job has finished.")
+@click.option("--interval", "interval_s", default=10.0, show_default=True, help="Seconds between refreshes with --watch.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
+    """Show the state of every job of RUN_DIR (one squeue and one sacct call)."""
+    from dataclasses import asdict
+
+    from slurmkit.track import refresh
+
+    client = _client()
+    while True:
+        report = refresh(run_dir, client)
+        if fmt == "json":
+            click.echo(json.dumps({"accounting": report.accounting,
+                                   "jobs": [asdict(r) for r in report.records.values()]}))
+        else:
+            click.echo(_status_table(report))
+        if not watch or report.done:
+            return
+        time.sleep(interval_s)
+
+
+@click.command()
+@RUN_DIR
+@click.argument("run_ids", nargs=-1)
+def cancel(run_dir: Path, run_ids: tuple[str, ...]) -> None:
+    """Cancel RUN_DIR's unfinished jobs (or only RUN_IDS)."""
+    from slurmkit.track import cancel as cancel_jobs
+
+    cancelled = cancel_jobs(run_dir, _client(), run_ids)
+    for record in cancelled:
+        click.echo(f"{record.run_id}: cancelled job {record.job_id}")
+    if not cancelled:
+        click.echo("nothing to cancel")
+
+
+@click.command()
+@RUN_DIR
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path),
+              help="Results folder for the parser (default: RUN_DIR/results).")
+@click.option("--no-parse", is_flag=True, help="Only gather accounting and logs.")
+def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
+    """Gather RUN_DIR's accounting and logs, then parse the logs into Parquet."""
+    from slurmkit.collect import collect as collect_run
+
+    report = collect_run(run_dir, _client())
+    if report.accounting_file:
+        click.echo(f"accounting: {report.accounting_file}")
+    if not report.accounting:
+        click.echo("accounting unavailable: stored `scontrol show job` instead")
+    click.echo(f"logs: {len(report.logs)} found, {len(report.missing_logs)} missing")
+    for run_id in report.unfinished:
+        click.echo(f"{run_id}: still running; collect again when it ends")
+    if no_parse or not report.logs:
+        return
+    _parse(run_dir, report.logs, results or run_dir / "results")
+
+
+def _parse(run_dir: Path, logs: list[Path], results: Path) -> None:
+    """Run the data half's parser when it is installed (the CLI may join the halves)."""
+    import importlib.util
+
+    if importlib.util.find_spec("slurmkit.parse") is None:
+        click.echo("parser not available in this installation; skipped parsing")
+        return
+    from slurmkit import parse
+
+    summary = parse.parse_paths([run_dir], out=results)
+    click.echo(f"parsed into {results}: {summary}")
