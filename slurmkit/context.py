@@ -12,7 +12,7 @@ from slurmkit.site import Site
 PROVENANCE_SCHEMA_VERSION = 1
 
 
-def job_context(run_id: str, params: dict[str, Any], spec: JobSpec, site: Site, model: ModelArch,
+def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model: ModelArch,
                 experiment: Experiment) -> dict[str, Any]:
     paths = launch.resolve_paths(spec, site, experiment, run_id)
     env = {**launch.network_env(site, spec.launcher), **site.env, **experiment.env}
@@ -26,7 +26,7 @@ def job_context(run_id: str, params: dict[str, Any], spec: JobSpec, site: Site, 
         "container": site.software.container,
         "srun_flags": srun_flags(spec, site),
         "python": site.software.python,
-        "params_json": json.dumps(params, sort_keys=True, separators=(",", ":")),
+        "params_json": params_json,
         "run_id_json": json.dumps(run_id),
         "nodes": spec.nodes,
         "gpus_per_node": site.gpu.count_per_node,
@@ -38,19 +38,10 @@ def job_context(run_id: str, params: dict[str, Any], spec: JobSpec, site: Site, 
         command = launch.megatron_command(spec, model, site, paths)
     else:
         command = launch.torchrun_program(spec, model, experiment)
-    context["command"] = group_args(command + list(experiment.extra_args))
+    if experiment.extra_args:
+        command += launch.group_args(list(experiment.extra_args))
+    context["command"] = command
     return context
-
-
-def group_args(args: list[str]) -> list[list[str]]:
-    """Split a command line into readable lines: each option with the values that follow it."""
-    groups: list[list[str]] = []
-    for arg in args:
-        if not groups or arg.startswith("-") or "=" in arg or groups[-1][0][:1] != "-":
-            groups.append([arg])
-        else:
-            groups[-1].append(arg)
-    return groups
 
 
 def sbatch_header(run_id: str, spec: JobSpec, site: Site) -> list[tuple[str, str | None]]:

@@ -2,6 +2,8 @@
 swept under ``matrix:``. Loading gives the experiment's fixed settings and its sweep points."""
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -91,6 +93,13 @@ class LoadedExperiment:
     @property
     def file(self) -> str:
         return self.doc.file
+
+    @functools.cached_property
+    def settings_json(self) -> str:
+        """The experiment-wide settings that shape every job's script (part of each run_id)."""
+        e = self.experiment
+        return json.dumps([e.checkpoint_dir, e.base_checkpoint, e.env, e.extra_args,
+                           e.program.model_dump() if e.program else None], sort_keys=True)
 
 
 def load_experiment(path: Path | str, sites: list[str] | None = None, display: str | None = None

@@ -64,8 +64,8 @@ def resolve_paths(spec: JobSpec, site: Site, experiment: Experiment, run_id: str
     return Paths(data, checkpoint_dir, base)
 
 
-def nemo_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths, run_id: str) -> list[str]:
-    """``python megatron_gpt_{pretraining,finetuning}.py --config-path ... overrides``."""
+def nemo_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths, run_id: str) -> list[list[str]]:
+    """``python megatron_gpt_{pretraining,finetuning}.py --config-path ... overrides`` (one per line)."""
     root = site.software.nemo_dir.rstrip("/")
     if spec.workload == "pretrain":
         config = "megatron_gpt_config" if model.family == "gpt" else "megatron_llama_config"
@@ -93,7 +93,7 @@ def nemo_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths, run_
         o += [f"exp_manager.exp_dir={paths.checkpoint_dir}", "exp_manager.resume_if_exists=True",
               "exp_manager.resume_ignore_no_checkpoint=True",
               f"exp_manager.checkpoint_callback_params.every_n_train_steps={spec.checkpoint_interval}"]
-    return head + o
+    return [[arg] for arg in head + o]
 
 
 def _null(value: object) -> str:
@@ -133,41 +133,46 @@ def _nemo_finetune(spec: JobSpec, paths: Paths) -> list[str]:
             f"model.data.validation_ds.max_seq_length={spec.seq_len}"]
 
 
-def megatron_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths) -> list[str]:
-    """``python pretrain_gpt.py`` with Megatron-LM flags."""
-    a = [f"{site.software.megatron_dir.rstrip('/')}/pretrain_gpt.py", "--use-mcore-models",
-         "--transformer-impl", "transformer_engine",
-         "--num-layers", str(model.layers), "--hidden-size", str(model.hidden),
-         "--ffn-hidden-size", str(model.ffn_hidden), "--num-attention-heads", str(model.heads),
-         "--seq-length", str(spec.seq_len), "--max-position-embeddings", str(max(spec.seq_len, model.max_seq_len)),
-         "--tensor-model-parallel-size", str(spec.tp), "--pipeline-model-parallel-size", str(spec.pp),
-         "--context-parallel-size", str(spec.cp),
-         "--micro-batch-size", str(spec.mbs), "--global-batch-size", str(spec.gbs),
-         "--train-iters", str(spec.steps), "--lr", str(spec.lr), "--lr-warmup-iters", str(spec.warmup_steps),
-         "--bf16", "--use-distributed-optimizer", "--use-flash-attn",
-         "--log-interval", "1", "--log-throughput", "--eval-iters", "0", "--eval-interval", str(spec.steps)]
+def megatron_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths) -> list[list[str]]:
+    """``python pretrain_gpt.py`` with Megatron-LM flags, one flag (and its value) per line."""
+    a: list[list[str]] = [
+        [f"{site.software.megatron_dir.rstrip('/')}/pretrain_gpt.py"], ["--use-mcore-models"],
+        ["--transformer-impl", "transformer_engine"],
+        ["--num-layers", str(model.layers)], ["--hidden-size", str(model.hidden)],
+        ["--ffn-hidden-size", str(model.ffn_hidden)], ["--num-attention-heads", str(model.heads)],
+        ["--seq-length", str(spec.seq_len)],
+        ["--max-position-embeddings", str(max(spec.seq_len, model.max_seq_len))],
+        ["--tensor-model-parallel-size", str(spec.tp)], ["--pipeline-model-parallel-size", str(spec.pp)],
+        ["--context-parallel-size", str(spec.cp)],
+        ["--micro-batch-size", str(spec.mbs)], ["--global-batch-size", str(spec.gbs)],
+        ["--train-iters", str(spec.steps)], ["--lr", str(spec.lr)],
+        ["--lr-warmup-iters", str(spec.warmup_steps)],
+        ["--bf16"], ["--use-distributed-optimizer"], ["--use-flash-attn"],
+        ["--log-interval", "1"], ["--log-throughput"], ["--eval-iters", "0"],
+        ["--eval-interval", str(spec.steps)]]
     if model.kv_heads != model.heads:
-        a += ["--group-query-attention", "--num-query-groups", str(model.kv_heads)]
+        a += [["--group-query-attention"], ["--num-query-groups", str(model.kv_heads)]]
     if model.mlp == "swiglu":
-        a += ["--swiglu", "--normalization", "RMSNorm", "--position-embedding-type", "rope",
-              "--untie-embeddings-and-output-weights", "--disable-bias-linear"]
+        a += [["--swiglu"], ["--normalization", "RMSNorm"], ["--position-embedding-type", "rope"],
+              ["--untie-embeddings-and-output-weights"], ["--disable-bias-linear"]]
     if spec.vpp is not None:
-        a += ["--num-layers-per-virtual-pipeline-stage", str(model.layers // (spec.pp * spec.vpp))]
+        a.append(["--num-layers-per-virtual-pipeline-stage", str(model.layers // (spec.pp * spec.vpp))])
     if spec.sequence_parallel:
-        a.append("--sequence-parallel")
+        a.append(["--sequence-parallel"])
     if spec.precision == "fp8":
-        a += ["--fp8-format", "hybrid"]
+        a.append(["--fp8-format", "hybrid"])
     if spec.recompute == "selective":
-        a.append("--recompute-activations")
+        a.append(["--recompute-activations"])
     elif spec.recompute == "full":
-        a += ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"]
+        a += [["--recompute-granularity", "full"], ["--recompute-method", "uniform"],
+              ["--recompute-num-layers", "1"]]
     if paths.data is None:
-        a += ["--mock-data", "--tokenizer-type", "NullTokenizer", "--vocab-size", str(model.vocab)]
+        a += [["--mock-data"], ["--tokenizer-type", "NullTokenizer"], ["--vocab-size", str(model.vocab)]]
     else:
-        a += ["--data-path", paths.data, "--split", "99,1,0"]
+        a += [["--data-path", paths.data], ["--split", "99,1,0"]]
     if paths.checkpoint_dir:
-        a += ["--save", paths.checkpoint_dir, "--load", paths.checkpoint_dir,
-              "--save-interval", str(spec.checkpoint_interval)]
+        a += [["--save", paths.checkpoint_dir], ["--load", paths.checkpoint_dir],
+              ["--save-interval", str(spec.checkpoint_interval)]]
     return a
 
 
@@ -180,11 +185,22 @@ def trainer_args(spec: JobSpec, model: ModelArch) -> list[str]:
             "--parallel", spec.parallel, "--warmup-steps", str(spec.warmup_steps)]
 
 
-def torchrun_program(spec: JobSpec, model: ModelArch, experiment: Experiment) -> list[str]:
+def torchrun_program(spec: JobSpec, model: ModelArch, experiment: Experiment) -> list[list[str]]:
     """What follows ``torchrun <rendezvous flags>``: ``-m module args`` or ``script args``."""
     program = experiment.program
     if program is None:
-        return ["-m", "slurmkit.trainer", *trainer_args(spec, model)]
+        return group_args(["-m", "slurmkit.trainer", *trainer_args(spec, model)])
     args = trainer_args(spec, model) if program.args is None else list(program.args)
     target = ["-m", program.module] if program.module else [program.script]
-    return [*target, *args]
+    return group_args([*target, *args])
+
+
+def group_args(args: list[str]) -> list[list[str]]:
+    """Split a command line into readable lines: each option with the values that follow it."""
+    groups: list[list[str]] = []
+    for arg in args:
+        if not groups or arg.startswith("-") or groups[-1][0][:1] != "-":
+            groups.append([arg])
+        else:
+            groups[-1].append(arg)
+    return groups

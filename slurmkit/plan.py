@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from slurmkit.catalog import ModelArch, catalogue, load_models
+from slurmkit.context import job_context
 from slurmkit.check import check_memory, check_point, data_parallel
 from slurmkit.errors import ConfigError, Location, Problem
 from slurmkit.experiment import JobSpec, LoadedExperiment, load_experiment, point_spec
@@ -166,10 +167,9 @@ def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: fl
     }
 
 
-def make_run_id(params: dict[str, Any], extra: dict[str, Any]) -> str:
+def make_run_id(params_json: str, extra_json: str, params: dict[str, Any]) -> str:
     """``<model>-<workload>-n<nodes>-<site>-<8 hex>``; the hash covers params and launcher extras."""
-    blob = json.dumps({"params": params, "extra": extra}, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(f"{params_json}\n{extra_json}".encode()).hexdigest()[:8]
     return f"{params['model']}-{params['workload']}-n{params['nodes']}-{params['site']}-{digest}"
 
 
@@ -177,14 +177,10 @@ def _job(loaded: LoadedExperiment, spec: JobSpec, site: Site, model: ModelArch, 
          mem_gib: float, repeat: int) -> JobPlan:
     exp = loaded.experiment
     params = job_params(spec, site, model, dp, mem_gib, repeat, exp.name)
-    extra = {"recompute": spec.recompute, "parallel": spec.parallel, "lr": spec.lr,
-             "checkpoint_interval": spec.checkpoint_interval, "checkpoint_dir": exp.checkpoint_dir,
-             "base_checkpoint": exp.base_checkpoint, "env": exp.env, "extra_args": list(exp.extra_args),
-             "program": exp.program.model_dump() if exp.program else None}
-    run_id = make_run_id(params, extra)
-    from slurmkit.context import job_context
-
-    context = job_context(run_id, params, spec, site, model, exp)
+    params_json = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    extra = (spec.recompute, spec.parallel, spec.lr, spec.checkpoint_interval, loaded.settings_json)
+    run_id = make_run_id(params_json, json.dumps(extra), params)
+    context = job_context(run_id, params_json, spec, site, model, exp)
     return JobPlan(run_id, f"scripts/{run_id}.sbatch", params, context)
 
 

@@ -20,20 +20,25 @@ from slurmkit.errors import ConfigError, Location
 from slurmkit.resources import shipped_dir
 
 
-def shell_quote(value: Any) -> str:
-    """Quote for POSIX shells; booleans as lower-case words, None refused (StrictUndefined's cousin)."""
-    if value is None:
-        raise jinja2.UndefinedError("cannot shell-quote None")
-    if isinstance(value, bool):
-        value = "true" if value else "false"
-    quoted = shlex.quote(str(value))
+@functools.lru_cache(maxsize=65536)
+def _quote_str(text: str) -> str:
+    quoted = shlex.quote(text)
     # shlex leaves a leading "=" bare; `export X==a` is legal bash but reads as a typo to shellcheck
     return f"'{quoted}'" if quoted.startswith("=") else quoted
 
 
-def shell_args(values: list[Any]) -> str:
-    """Quote each argument and join them with spaces (one logical group of a command line)."""
-    return " ".join(shell_quote(v) for v in values)
+def shell_quote(value: Any) -> str:
+    """Quote for POSIX shells; booleans as lower-case words; None is refused (never an empty word)."""
+    if value is None:
+        raise jinja2.UndefinedError("cannot shell-quote None")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _quote_str(str(value))
+
+
+def shell_command(groups: list[list[Any]]) -> str:
+    """A quoted command line, one group (an option and its values) per continued line."""
+    return " \\\n    ".join(" ".join(shell_quote(a) for a in group) for group in groups)
 
 
 @functools.lru_cache(maxsize=8)
@@ -44,7 +49,7 @@ def _environment(user_dir: str | None) -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False,
         cache_size=-1)
     env.filters["q"] = shell_quote
-    env.filters["qargs"] = shell_args
+    env.filters["qcommand"] = shell_command
     return env
 
 

@@ -142,10 +142,13 @@ def test_newlines_refused(write_yaml):
 
 
 def test_user_templates_searched_first(tmp_path):
-    (tmp_path / "_header.j2").write_text("#!/bin/bash\n# custom header for {{ run_id }}\nset -eo pipefail\n")
+    (tmp_path / "torchrun.sbatch.j2").write_text(
+        '{% extends "_base.sbatch.j2" %}\n{% block program %}\n  my-launcher {{ command|qcommand }}\n{% endblock %}\n')
     plan = make_plan(HERE / "data" / "golden" / "torchrun-local.yaml", templates_dir=tmp_path)
-    assert plan.jobs[0].text.startswith(f"#!/bin/bash\n# custom header for {plan.jobs[0].run_id}\n")
-    assert "torchrun \\\n" in plan.jobs[0].text  # the rest still comes from the shipped templates
+    text = plan.jobs[0].text
+    assert text.startswith("#!/bin/bash\n#SBATCH --gres=gpu:2\n")  # the shipped base still renders
+    assert "  my-launcher -m slurmkit.trainer \\\n    --steps 30 \\\n" in text
+    assert "rdzv" not in text  # the user program block replaced torchrun
 
 
 def test_user_template_with_undefined_value_is_a_clear_error(tmp_path):
