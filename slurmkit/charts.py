@@ -40,13 +40,14 @@ class Palette:
 
     @classmethod
     def for_configs(cls, configs: pd.DataFrame, field_name: str) -> "Palette":
-        values = sorted({str(v) for v in configs.get(field_name, pd.Series(dtype=object)).dropna()})
+        present = configs.get(field_name, pd.Series(dtype=object)).dropna()
+        values = [value_text(v) for v in sorted(set(present), key=_sort_key)]
         models = sorted({str(v) for v in configs.get("model", pd.Series(dtype=object)).dropna()})
         return cls(field_name, {v: COLOURS[i % len(COLOURS)] for i, v in enumerate(values)},
                    {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(models)})
 
     def colour(self, value: object) -> str:
-        return self.colours.get(str(value), "#777777")
+        return self.colours.get(value_text(value), "#777777")
 
     def marker(self, model: object) -> str:
         return self.markers.get(str(model), "o")
@@ -55,8 +56,20 @@ class Palette:
         return variant_label(self.field, value)
 
 
+def value_text(value: object) -> str:
+    """A field value as text: 4.0 (a float column with nulls) reads '4'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _sort_key(value: object) -> tuple:
+    return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
+
+
 def variant_label(field_name: str, value: object) -> str:
     """'8 adapters' for adapters_per_node=8, the value itself for a site, else 'field=value'."""
+    value = value_text(value)
     if field_name == "adapters_per_node":
         return f"{value} adapters"
     if field_name in ("site", "model", "gpu_model", "node_model", "storage_type", "fabric"):
@@ -72,7 +85,7 @@ def new_figure(width_in: float = 7.0, height_in: float = 3.8) -> Figure:
 def _series(configs: pd.DataFrame, column: str, palette: Palette, x: str):
     """Yield (model, variant, rows sorted by x) for each line of a per-configuration chart."""
     rows = configs[configs[f"{column}_mean"].notna() & configs[x].notna() & configs["model"].notna()]
-    for (model, variant), group in rows.groupby(["model", rows[palette.field].astype(str)], sort=True):
+    for (model, variant), group in rows.groupby(["model", rows[palette.field].map(value_text)], sort=True):
         yield model, variant, group.sort_values(x)
 
 

@@ -172,10 +172,8 @@ def pair_configs(configs: pd.DataFrame, by: str, baseline: Any) -> tuple[pd.Data
     values = _sort_values(list(rows[by].unique()))
     if len(values) < 2:
         return pd.DataFrame(), None
-    if baseline is None:
-        baseline = values[0]
-    else:
-        baseline = _match_value(values, baseline, by)
+    baseline = values[0] if baseline is None else _match_value(values, baseline, by)
+    baseline = baseline.item() if hasattr(baseline, "item") else baseline  # numpy -> Python scalar
     key = config_key(rows, pair_key_columns(by))
     rows = rows.assign(pair_key=key)
     counts = rows.groupby(["pair_key", rows[by].astype(str)]).size()
@@ -377,7 +375,7 @@ def _cost_record(row: pd.Series) -> dict:
     extra = row["cand_mean_c"] - row["base_mean_c"]
     per_usd = saved / extra if extra > 0 else math.nan
     if extra <= 0 and saved >= 0:
-        assessment = "cheaper and at least as fast"
+        assessment = "no dearer and at least as fast"
     elif extra > 0 and saved <= 0:
         assessment = "dearer and not faster"
     elif extra > 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from slurmkit.charts import variant_label
+from slurmkit.charts import value_text, variant_label
 from slurmkit.compare import METRICS, Comparison
 from slurmkit.reference import matching_reference, reference_label
 
@@ -53,7 +53,7 @@ def pair_findings(comparison: Comparison) -> list[str]:
         return []
     rows = comparison.pairs[comparison.pairs["metric"] == metric]
     lines = []
-    for candidate, group in rows.groupby(rows["candidate"].astype(str), sort=True):
+    for candidate, group in rows.groupby(rows["candidate"].map(value_text), sort=True):
         parts = [_model_phrase(model, mine) for model, mine in group.groupby("model", sort=True)]
         head = (f"{variant_label(comparison.by, candidate)} vs "
                 f"{variant_label(comparison.by, comparison.baseline)} ({METRICS[metric].label})")
@@ -75,7 +75,7 @@ def cost_findings(comparison: Comparison) -> list[str]:
     """Per model: extra cost and time saved of the candidate, per node count."""
     lines = []
     costs = comparison.costs
-    for (model, candidate), group in costs.groupby(["model", costs["candidate"].astype(str)], sort=True):
+    for (model, candidate), group in costs.groupby(["model", costs["candidate"].map(value_text)], sort=True):
         parts = []
         for row in group.sort_values("nodes").itertuples():
             saved = (f"saves {row.time_saved_s / 60:.1f} min" if row.time_saved_s >= 0

@@ -6,6 +6,10 @@ regex engine skips quickly to candidates) run with ``finditer`` over a whole ran
 never line by line: records glued onto progress bars, interleaved ranks and ``\\r``-redrawn
 bars need no line splitting, and rank labels before a record need no stripping. Every group of
 the pattern is named; the raw byte tokens are converted column-wise with Arrow.
+
+Formats with long records (Megatron) go further: ``pattern`` only locates each record (no
+groups) and ``fields``, RE2 patterns (one per field), pull the values out of all records of a
+range at once with Arrow's ``extract_regex``: no Python work per record and per field.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from slurmkit.parsers.numbers import float_array, int_array
+from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 # The step columns every format produces (a subset of store.STEPS_SCHEMA; the driver adds
 # run_id, restart, source_file and source_line).
@@ -49,6 +53,8 @@ class Format:
     pattern: re.Pattern[bytes]    # one record; every group named
     lookbehind: int = 0           # bytes before each match handed over as the "pre" column
     done_markers: tuple[bytes, ...] = ()  # text printed only when training finished
+    fields: tuple[str, ...] | None = None  # RE2 patterns with named groups, searched in each
+    #                                        record's text (one small pattern per field is faster)
     strip_bare_ansi: bool = False
 
     def __init__(self) -> None:
@@ -69,8 +75,11 @@ class Format:
             chunk = BARE_ANSI.sub(b"", chunk)
         return chunk
 
-    def scan(self, chunk: bytes) -> dict[str, list[Any]]:
-        """Raw tokens of every record in a range: column name -> list (``pos`` = byte offset)."""
+    def scan(self, chunk: bytes) -> dict[str, Any]:
+        """Raw tokens of every record in a range: column name -> list or Arrow string array
+        (``pos`` = byte offsets, ``pre`` = the bytes just before each record)."""
+        if self.fields is not None:
+            return self._scan_fields(chunk)
         names = ["pos"] + sorted(self.pattern.groupindex, key=self.pattern.groupindex.get)
         if self.lookbehind:
             back = self.lookbehind
@@ -83,6 +92,20 @@ class Format:
             return {}
         return dict(zip(names, (list(c) for c in zip(*rows))))
 
+    def _scan_fields(self, chunk: bytes) -> dict[str, Any]:
+        back = self.lookbehind
+        rows = [(m.start(), m.group(), chunk[max(0, m.start() - back):m.start()])
+                for m in self.pattern.finditer(chunk)]
+        if not rows:
+            return {}
+        pos, text, pre = zip(*rows)
+        records = text_array(text)
+        raw: dict[str, Any] = {"pos": list(pos), "pre": list(pre)}
+        for fields in self.fields:
+            parts = pc.extract_regex(records, fields)
+            raw.update({f.name: pc.struct_field(parts, [i]) for i, f in enumerate(parts.type)})
+        return raw
+
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
         """Standard step columns (STEP_TYPES names, all optional) from raw tokens."""
         raise NotImplementedError
@@ -90,7 +113,7 @@ class Format:
     def total_steps(self, raw: dict[str, list[Any]]) -> int | None:
         """The run's target step count as the log states it (``n/N``), when it does."""
         totals = raw.get("total")
-        if not totals:
+        if totals is None or len(totals) == 0:
             return None
         value = int_array(totals[-1:])[0].as_py()
         return value if value and value > 0 else None

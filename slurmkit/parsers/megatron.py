@@ -6,7 +6,8 @@ size: ... | lm loss: ... | ... | grad norm: ... |``. Fields are optional and in 
 elapsed time is in ms, or s in Megatron-DeepSpeed; ``TFLOPs:`` is Megatron-DeepSpeed's per-GPU
 figure. ``iteration n`` counts completed iterations (1-based), so step = n. Values are averages
 over ``--log-interval`` iterations. Hard-wrapped records (terminal copies) match because the
-key names accept any whitespace, newlines included.
+key names accept any whitespace, newlines included, and a record's text extends over
+continuation lines.
 """
 from __future__ import annotations
 
@@ -17,40 +18,43 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from slurmkit.parsers.base import Format, timestamps
-from slurmkit.parsers.numbers import float_array, int_array
+from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 
-def _key(words: str) -> bytes:
+def _key(words: str) -> str:
     """A field name that tolerates wrapped whitespace between its words."""
-    return re.escape(words).replace("\\ ", "\\s+").encode()
+    return re.escape(words).replace("\\ ", "\\s+")
 
 
-_V = rb"\s*(?P<%s>[^\s|]+)\s*\|"
-_SKIP = rb"(?:[^|\n]*\|)*?"  # other fields on the same line, skipped lazily
-PATTERN = re.compile(
-    rb"iteration\s+(?P<step>\d+)/\s*(?P<total>\d+)\s*\|"
-    rb"(?:\s*" + _key("consumed samples:") + _V % b"samples" + rb")?"
-    rb"(?:\s*" + _key("consumed tokens:") + rb"\s*\d+\s*\|)?"
-    rb"(?:\s*" + _key("elapsed time per iteration") + rb"\s+\((?P<unit>ms|s)\):" + _V % b"elapsed"
-    + rb")?"
-    rb"(?:\s*" + _key("throughput per GPU (TFLOP/s/GPU):") + _V % b"tflops" + rb")?"
-    rb"(?:\s*" + _key("learning rate:") + _V % b"lr" + rb")?"
-    rb"(?:\s*" + _key("global batch size:") + rb"\s*\d+\s*\|)?"
-    rb"(?:\s*(?:lm\s+)?loss:" + _V % b"loss" + rb")?"
-    rb"(?:" + _SKIP + rb"\s*grad\s+norm:" + _V % b"grad" + rb")?"
-    rb"(?:" + _SKIP + rb"\s*TFLOPs:\s*(?P<ds_tflops>[^\s|]+))?")
+# Locates a record: its line, plus up to 3 continuation lines while a line does not end with
+# "|" and the next starts with a lowercase word (a hard-wrapped copy).
+PATTERN = re.compile(rb"iteration\s+\d+/\s*\d+\s*\|[^\n]*(?:(?<![|\s])\n(?=[ \t]*[a-z])[^\n]*){0,3}")
+_V = r"\s*(?P<%s>[^\s|]+)"
+# One RE2 pattern per field, searched in each record's text (via Arrow). A field starts after
+# a "|", so "lm loss" never matches inside "load_balancing_loss".
+FIELDS = (
+    r"iteration\s+(?P<step>\d+)/\s*(?P<total>\d+)",
+    r"\|\s*" + _key("consumed samples:") + _V % "samples",
+    r"\|\s*" + _key("elapsed time per iteration") + r"\s+\((?P<unit>ms|s)\):" + _V % "elapsed",
+    r"\|\s*" + _key("throughput per GPU (TFLOP/s/GPU):") + _V % "tflops",
+    r"\|\s*" + _key("learning rate:") + _V % "lr",
+    r"\|\s*(?:lm\s+)?loss:" + _V % "loss",
+    r"\|\s*grad\s+norm:" + _V % "grad",
+    r"\|\s*TFLOPs:" + _V % "ds_tflops",
+)
 
 
 class Megatron(Format):
     name = "megatron"
     keyword = b"iteration"
     pattern = PATTERN
+    fields = FIELDS
     lookbehind = 23  # " [2024-04-06 03:02:12] " before "iteration"
     done_markers = (b"[after training is done]",)
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
         elapsed = float_array(raw["elapsed"])
-        in_ms = pc.equal(pa.array(raw["unit"], pa.binary()).cast(pa.string()), "ms")
+        in_ms = pc.equal(text_array(raw["unit"]), "ms")
         step_time = pc.if_else(pc.fill_null(in_ms, True), pc.divide(elapsed, 1000.0), elapsed)
         tflops = pc.coalesce(float_array(raw["tflops"]), float_array(raw["ds_tflops"]))
         return {"step": int_array(raw["step"]), "time": timestamps(raw["pre"]),

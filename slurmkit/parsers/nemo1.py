@@ -18,20 +18,23 @@ import pyarrow as pa
 from slurmkit.parsers.base import Format
 from slurmkit.parsers.numbers import float_array, int_array
 
-_VAL = rb"[^,\]\r\n]*"
-PATTERN = re.compile(
-    rb"\| *(?P<step>\d+)/(?P<total>\d+) \[[^,\]\r\n]*"
-    rb"(?:," + _VAL + rb")*?"  # rate, v_num, smoothed loss: whatever precedes
-    rb", *reduced_train_loss=(?P<loss>" + _VAL + rb")"
-    rb"(?:, *global_step=" + _VAL + rb")?"
-    rb"(?:, *consumed_samples=(?P<samples>" + _VAL + rb"))?"
-    rb"(?:, *train_step_timing in s=(?P<step_time>" + _VAL + rb"))?")
+# Locates a bar state (up to its closing "]" or the next \r / \n); no groups.
+PATTERN = re.compile(rb"\| *\d+/\d+ \[[^\]\r\n]*")
+_VAL = r"[^,\]]*"
+# Pulls the fields out of a bar state (RE2, via Arrow); states without a loss do not match.
+FIELDS = (r"\| *(?P<step>\d+)/(?P<total>\d+) \[[^,\]]*"
+          r"(?:," + _VAL + r")*?"  # rate, v_num, smoothed loss: whatever precedes
+          r", *reduced_train_loss=(?P<loss>" + _VAL + r")"
+          r"(?:, *global_step=" + _VAL + r")?"
+          r"(?:, *consumed_samples=(?P<samples>" + _VAL + r"))?"
+          r"(?:, *train_step_timing in s=(?P<step_time>" + _VAL + r"))?",)
 
 
 class NeMo1(Format):
     name = "nemo"
     keyword = b"reduced_train_loss="
     pattern = PATTERN
+    fields = FIELDS
     done_markers = (b"Trainer.fit` stopped", b"Trainer.fit stopped")
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:

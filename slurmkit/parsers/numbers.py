@@ -66,17 +66,29 @@ def parse_duration_s(text: str | None) -> float | None:
     return None
 
 
-def float_array(values: Iterable[bytes | str | None]) -> pa.Array:
+def text_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
+    """Tokens as an Arrow string array; empty strings (absent optional fields) become null and
+    invalid UTF-8 is replaced rather than raised."""
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = list(values)
+        try:
+            values = pa.array(values, pa.binary()).cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            values = pa.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                               for v in values], pa.string())
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+
+
+def float_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
     """A float64 Arrow array from raw tokens: Arrow's parser first, the lexer where it fails."""
-    values = list(values)
+    text = text_array(values)
     try:
-        raw = pa.array(values, pa.binary()).cast(pa.string())
-        return pc.cast(raw, pa.float64())
+        return pc.cast(text, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([parse_number(v) for v in values], pa.float64())
+        return pa.array([parse_number(v) for v in text.to_pylist()], pa.float64())
 
 
-def int_array(values: Iterable[bytes | str | None]) -> pa.Array:
+def int_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
     """An int64 array from tokens (``9e+3`` and ``794.0`` included); NaN/inf become null."""
     floats = float_array(values)
     finite = pc.and_(pc.is_finite(floats), pc.less(pc.abs(floats), 9.2e18))

@@ -72,10 +72,13 @@ def build_report_from_frames(runs: pd.DataFrame, steps: pd.DataFrame, title: str
                              results_label: str = "", by: str | None = None, baseline: object = None,
                              noise_pct: float = 1.0, now: dt.datetime | None = None) -> Report:
     """The report of a runs table and its steps (the unit tests' and the benchmark's entry)."""
-    runs, _ = normalize_runs(runs)
+    runs, missing = normalize_runs(runs)
     when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     report = Report(title=title, generated_at=when)
     report.notices = input_notices(runs)
+    if missing and not runs.empty:
+        report.notices.append("columns missing from the results (older schema?): "
+                              f"{', '.join(missing)}; what needs them is left out.")
     if runs.empty:
         report.provenance = provenance(runs, results_label)
         return report

@@ -48,7 +48,11 @@ def fmt_number(value: Any, digits: int = 0) -> str:
 
 
 def fmt_text(value: Any) -> str:
-    return "–" if is_null(value) else str(value)
+    if is_null(value):
+        return "–"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def fmt_metric(metric: str, value: Any) -> str:

@@ -42,6 +42,7 @@ def test_megatron_hard_wrapped_records():
     assert col(log, "step") == [42780, 42781, 42782, 42783, 42784]
     assert col(log, "lr") == pytest.approx([4.475e-05] * 5)  # "learning\n rate" wrapped
     assert col(log, "grad_norm")[0] == pytest.approx(0.150)
+    assert col(log, "tflops_per_gpu")[-1] == pytest.approx(141.09)  # third physical line
     assert col(log, "source_line") == [1, 4, 7, 10, 13]
 
 
