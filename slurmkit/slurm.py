@@ -85,6 +85,15 @@ def normalize_state(state: str) -> str:
     return word.rstrip("+") or "UNKNOWN"
 
 
+def exit_code_of(wait_status: str) -> str | None:
+    """squeue's exit_code (a raw wait status, 768) in sacct's 'code:signal' form ('3:0')."""
+    try:
+        status = int(wait_status)
+    except ValueError:
+        return None
+    return f"{status >> 8}:{status & 0x7F}"
+
+
 def parse_parsable2(text: str) -> list[dict[str, str]]:
     """Rows of `sacct --parsable2` output with its header line."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -162,17 +171,17 @@ class SlurmCli:
             return {}
         try:
             out = self.run(["squeue", "--noheader", "--states=all", "--jobs=" + ",".join(ids),
-                            "--format=%i|%j|%T|%r|%N"])
+                            "--Format=JobID:|,Name:|,State:|,Reason:|,NodeList:|,exit_code:"])
         except SlurmCommandError as exc:
             if "Invalid job id" in exc.stderr:  # every id already purged from the controller
                 return {}
             raise
         jobs = {}
         for line in out.splitlines():
-            job_id, name, state, reason, nodes = (line.split("|") + [""] * 5)[:5]
+            job_id, name, state, reason, nodes, status = (line.split("|") + [""] * 6)[:6]
             if job_id in ids:
-                jobs[job_id] = JobInfo(job_id, name, normalize_state(state), None, nodes or None,
-                                       None if reason in ("", "None") else reason)
+                jobs[job_id] = JobInfo(job_id, name, normalize_state(state), exit_code_of(status),
+                                       nodes or None, None if reason in ("", "None") else reason)
         return jobs
 
     def show_jobs(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,10 @@ class FakeSlurm:
         return sum(1 for c in self.calls if c[0] == kind)
 
 
-def make_run_dir(root: Path, run_ids: list[str], body: str = "echo hello") -> Path:
-    """A hand-written run directory per docs/contracts.md: plan.json and one script per run."""
+def make_run_dir(root: Path, run_ids: list[str], body: str = "echo hello",
+                 options: dict[str, list[str]] | None = None) -> Path:
+    """A hand-written run directory per docs/contracts.md: plan.json and one script per run
+    (``options``: extra #SBATCH lines per run id)."""
     (root / "scripts").mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     jobs = []
@@ -111,12 +114,25 @@ def make_run_dir(root: Path, run_ids: list[str], body: str = "echo hello") -> Pa
             f"#SBATCH --output=logs/{run_id}_%j.out\n"
             "#SBATCH --nodes=1\n"
             "#SBATCH --time=5\n"
-            f"{body}\n")
+            + "".join(f"#SBATCH {opt}\n" for opt in (options or {}).get(run_id, []))
+            + f"{body}\n")
         jobs.append({"run_id": run_id, "script": script, "params": {"run_id_hint": run_id}})
     plan = {"schema_version": 1, "experiment": "test", "experiment_file": "test.yaml",
             "sites": {}, "jobs": jobs}
     (root / "plan.json").write_text(json.dumps(plan, indent=1))
     return root
+
+
+@pytest.fixture
+def new_run_dir():
+    """make_run_dir, for tests (conftest is not importable under --import-mode=importlib)."""
+    return make_run_dir
+
+
+@pytest.fixture
+def wait():
+    """wait_done, for tests."""
+    return wait_done
 
 
 @pytest.fixture
@@ -153,3 +169,16 @@ def cluster():
         pytest.skip(problem)
     from slurmkit.slurm import SlurmCli
     return SlurmCli()
+
+
+def wait_done(run_dir: Path, client, timeout_s: float = 120, poll_s: float = 0.5):
+    """Poll `refresh` until every job has finished (sbatch --wait returns late; poll instead)."""
+    from slurmkit.track import refresh
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = refresh(run_dir, client)
+        if report.done:
+            return report
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs still running after {timeout_s} s: {report.counts()}")
+        time.sleep(poll_s)

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from slurmkit.slurm import (SlurmCli, SlurmCommandError, clean_env, jobs_from_sacct,
+from slurmkit.slurm import (SlurmCli, SlurmCommandError, clean_env, exit_code_of, jobs_from_sacct,
                             normalize_state, parse_parsable2, parse_scontrol_line)
 
 
@@ -99,10 +99,17 @@ def test_queue_batches_ids_and_treats_all_purged_as_empty(bin_dir, tmp_path):
 
 
 def test_queue_parses_rows(bin_dir):
-    fake_command(bin_dir, "squeue", 'printf "9|alpha|RUNNING|None|node[1-2]\\n10|beta|PENDING|Dependency|\\n"')
-    jobs = SlurmCli().queue(["9", "10"])
+    fake_command(bin_dir, "squeue", 'printf "9|alpha|RUNNING|None|node[1-2]|0\\n10|beta|PENDING|Dependency||0\\n11|g|FAILED|NonZeroExitCode|node1|768\\n"')
+    jobs = SlurmCli().queue(["9", "10", "11"])
     assert jobs["9"].state == "RUNNING" and jobs["9"].nodelist == "node[1-2]" and jobs["9"].reason is None
     assert jobs["10"].reason == "Dependency" and jobs["10"].nodelist is None
+    assert jobs["11"].exit_code == "3:0"
+
+
+def test_exit_code_of():
+    assert exit_code_of("768") == "3:0"
+    assert exit_code_of("15") == "0:15"
+    assert exit_code_of("") is None
 
 
 def test_has_accounting_reads_the_config(bin_dir):

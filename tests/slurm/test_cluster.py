@@ -1,0 +1,113 @@
+"""Integration tests on the real local cluster (scripts/local-slurm), marked `slurm`.
+
+pytest runs inside the cluster's head namespace (scripts/run-tests), so sbatch and friends reach
+the local controller and nothing else. Off CI they skip with a one-line reason when the cluster
+is not there; on CI (CI=true) an unavailable cluster fails them (see conftest.cluster).
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from slurmkit.collect import collect, settled_sacct
+from slurmkit.manifest import read_manifest
+from slurmkit.slurm import jobs_from_sacct, parse_parsable2
+from slurmkit.submit import submit_plan
+from slurmkit.track import cancel, refresh
+
+pytestmark = pytest.mark.slurm
+
+
+def test_two_node_job_runs_on_distinct_nodes_and_is_accounted(tmp_path, cluster, new_run_dir, wait):
+    body = 'srun -n 2 --ntasks-per-node=1 bash -c \'echo "task $SLURM_PROCID on $(hostname)"\''
+    run_dir = new_run_dir(tmp_path, ["multi"], body, {"multi": ["--nodes=2", "--gres=gpu:2"]})
+    submit_plan(run_dir, cluster)
+    report = wait(run_dir, cluster)
+    record = report.records["multi"]
+    assert (record.state, record.exit_code, record.nodelist) == ("COMPLETED", "0:0", "node[1-2]")
+    log = (run_dir / record.log_path).read_text()
+    assert "task 0 on node1" in log and "task 1 on node2" in log
+    collected = collect(run_dir, cluster)
+    rows = {r["JobID"]: r for r in parse_parsable2(collected.accounting_file.read_text())}
+    job = rows[record.job_id]
+    assert job["State"] == "COMPLETED" and job["NodeList"] == "node[1-2]"
+    assert "gres/gpu=4" in job["AllocTRES"] and f"{record.job_id}.batch" in rows
+
+
+def test_failing_job_records_its_exit_code(tmp_path, cluster, new_run_dir, wait):
+    run_dir = new_run_dir(tmp_path, ["ok", "bad"], 'if [ "$SLURM_JOB_NAME" = bad ]; then exit 3; fi')
+    submit_plan(run_dir, cluster)
+    records = wait(run_dir, cluster).records
+    assert (records["ok"].state, records["ok"].exit_code) == ("COMPLETED", "0:0")
+    assert (records["bad"].state, records["bad"].exit_code) == ("FAILED", "3:0")
+    assert read_manifest(run_dir)["bad"].exit_code == "3:0"
+
+
+def test_time_limit_gives_timeout(tmp_path, cluster, new_run_dir, wait):
+    run_dir = new_run_dir(tmp_path, ["slow"], "sleep 300")
+    job_id = submit_plan(run_dir, cluster).submitted[0].job_id
+    # Time limits are whole minutes checked every 30 s: shrink this one to zero instead of waiting.
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=0"], check=True)
+    assert wait(run_dir, cluster, timeout_s=90).records["slow"].state == "TIMEOUT"
+
+
+def test_chain_runs_jobs_one_after_another(tmp_path, cluster, new_run_dir, wait):
+    run_dir = new_run_dir(tmp_path, ["first", "second"], "sleep 1")
+    report = submit_plan(run_dir, cluster, chain=True)
+    first, second = (r.job_id for r in report.submitted)
+    squeue = subprocess.run(["squeue", "-h", "-j", second, "-o", "%E"], capture_output=True, text=True)
+    assert f"afterany:{first}" in squeue.stdout
+    wait(run_dir, cluster)
+    time.sleep(1)
+    acct = {r["JobID"]: r for r in parse_parsable2(cluster.sacct([first, second], ("JobID", "Start", "End"),
+                                                                 allocations_only=True))}
+    assert acct[second]["Start"] >= acct[first]["End"]
+
+
+def test_test_only_rejects_infeasible_jobs(tmp_path, cluster, new_run_dir, wait):
+    run_dir = new_run_dir(tmp_path, ["fits", "too-many-nodes", "too-many-gpus"], "true",
+                           {"fits": ["--nodes=2", "--gres=gpu:2"], "too-many-nodes": ["--nodes=5"],
+                            "too-many-gpus": ["--gres=gpu:3"]})
+    report = submit_plan(run_dir, cluster, test_only=True)
+    assert set(report.feasibility) == {"fits"} and "to start at" in report.feasibility["fits"]
+    assert set(report.infeasible) == {"too-many-nodes", "too-many-gpus"}
+    assert "Requested node configuration is not available" in report.infeasible["too-many-nodes"]
+    assert not (run_dir / "manifest.jsonl").exists()
+
+
+def test_submitting_twice_submits_once(tmp_path, cluster, new_run_dir, wait):
+    run_dir = new_run_dir(tmp_path, ["once-a", "once-b"], "true")
+    first = submit_plan(run_dir, cluster)
+    second = submit_plan(run_dir, cluster)
+    assert len(first.submitted) == 2 and second.submitted == [] and len(second.skipped) == 2
+    ids = [r.job_id for r in first.submitted]
+    wait(run_dir, cluster)
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-n", "once-a,once-b", "-o", "%i"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(i for i in out if int(i) >= min(map(int, ids))) == sorted(ids)
+
+
+def test_sbatch_failing_for_one_script_leaves_the_rest_submitted(tmp_path, cluster, new_run_dir, wait):
+    run_dir = new_run_dir(tmp_path, ["good-1", "broken", "good-2"], "true",
+                           {"broken": ["--partition=no-such-partition"]})
+    report = submit_plan(run_dir, cluster)
+    assert [r.run_id for r in report.submitted] == ["good-1", "good-2"]
+    broken = read_manifest(run_dir)["broken"]
+    assert broken.state == "SUBMIT_FAILED" and broken.job_id is None
+    assert "invalid partition" in broken.error.lower()
+    records = wait(run_dir, cluster).records
+    assert records["good-2"].state == "COMPLETED" and records["broken"].state == "SUBMIT_FAILED"
+
+
+def test_cancel_and_status_source(tmp_path, cluster, new_run_dir, wait):
+    run_dir = new_run_dir(tmp_path, ["sleeper"], "sleep 300")
+    submit_plan(run_dir, cluster)
+    assert [r.run_id for r in cancel(run_dir, cluster)] == ["sleeper"]
+    report = wait(run_dir, cluster, timeout_s=30)
+    assert report.accounting and report.records["sleeper"].state == "CANCELLED"
+    job_id = report.records["sleeper"].job_id
+    text, missing = settled_sacct(cluster, [job_id], wait_s=20)  # accounting lags a few seconds
+    assert missing == set() and jobs_from_sacct(text)[job_id].state == "CANCELLED"
+    assert refresh(run_dir, cluster).records["sleeper"].state == "CANCELLED"
