@@ -2,7 +2,7 @@
 
 Only click and the standard library at module level; library code is imported in each command.
 `collect` is the one place that joins the halves: after gathering accounting it runs the parser
-(slurmkit.parse.parse_paths) when that library is installed.
+(slurmkit.parse.parse_paths) on the collected logs, with the run directory for parameters.
 """
 from __future__ import annotations
 
@@ -126,13 +126,11 @@ def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
 
 
 def _parse(run_dir: Path, logs: list[Path], results: Path) -> None:
-    """Run the data half's parser when it is installed (the CLI may join the halves)."""
-    import importlib.util
+    """Run the data half's parser on the collected logs (the CLI is where the halves meet)."""
+    from slurmkit.parse import parse_paths
 
-    if importlib.util.find_spec("slurmkit.parse") is None:
-        click.echo("parser not available in this installation; skipped parsing")
-        return
-    from slurmkit import parse
-
-    summary = parse.parse_paths([run_dir], out=results)
-    click.echo(f"parsed into {results}: {summary}")
+    for summary in parse_paths(logs, results, run_dir=run_dir):
+        loss = summary.get("final_loss")
+        click.echo(f"parsed {summary['run_id']}: {summary['status']}, last step "
+                   f"{summary.get('last_step')}, final loss {'-' if loss is None else f'{loss:.4f}'}")
+    click.echo(f"results: {results}")
