@@ -6,11 +6,14 @@ import tempfile
 from pathlib import Path
 
 
-def write_bytes_atomic(path: Path | str, data: bytes, *, mode: int | None = None) -> bool:
+def write_bytes_atomic(path: Path | str, data: bytes, *, mode: int | None = None,
+                       durable: bool = True) -> bool:
     """Write ``data`` to ``path`` via a temporary file and rename.
 
     Returns False (and leaves the file untouched, mtime included) when the content is already
-    identical, so regenerating an unchanged sweep rewrites nothing.
+    identical, so regenerating an unchanged sweep rewrites nothing. ``durable=False`` skips the
+    fsync (still atomic: readers see the old or the new file) for bulk writes such as 10,000
+    scripts, whose index file is then written durably last.
     """
     path = Path(path)
     try:
@@ -23,8 +26,9 @@ def write_bytes_atomic(path: Path | str, data: bytes, *, mode: int | None = None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -34,6 +38,6 @@ def write_bytes_atomic(path: Path | str, data: bytes, *, mode: int | None = None
     return True
 
 
-def write_text_atomic(path: Path | str, text: str, *, mode: int | None = None) -> bool:
+def write_text_atomic(path: Path | str, text: str, *, mode: int | None = None, durable: bool = True) -> bool:
     """Text version of :func:`write_bytes_atomic` (UTF-8, newlines as given)."""
-    return write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
+    return write_bytes_atomic(path, text.encode("utf-8"), mode=mode, durable=durable)
