@@ -102,8 +102,8 @@ def derive(steps: pa.Table, params: dict[str, Any], warmup_steps: int,
 
 def final_loss(steps: pa.Table) -> float | None:
     """The last logged loss (NaN included: it is the signal)."""
-    losses = [v for v in steps.column("loss").to_pylist() if v is not None] if steps.num_rows else []
-    return losses[-1] if losses else None
+    losses = steps.column("loss").drop_null()
+    return losses[-1].as_py() if len(losses) else None
 
 
 def first_non_finite(steps: pa.Table) -> tuple[int, str, int | None] | None:

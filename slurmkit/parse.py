@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import pyarrow.compute as pc
+
 from slurmkit import metrics, store
 from slurmkit.accounting import JobAccounting, read_accounting
 from slurmkit.errors import Location, Problem, ResultsError
 from slurmkit.parsers import FORMATS
 from slurmkit.parsers.failures import Failure, slurm_failure
-from slurmkit.parsers.logfile import ParsedLog, read_log
+from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log
 
 FORMAT_CHOICES = ("auto", *FORMATS)
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this, worker start-up costs more than it saves
@@ -118,9 +120,9 @@ def build_run(path: Path, log: ParsedLog, ctx: RunContext,
     row: dict[str, Any] = {k: params.get(k) for k in store.PARAM_TYPES if k in params}
     row.update(run_id=run_id, job_id=job_id, source_format=log.format, source_file=str(path))
     target = params.get("steps") if isinstance(params.get("steps"), int) else log.steps_target
-    last = max(steps.column("step").to_pylist()) if steps.num_rows else None
+    last = pc.max(steps.column("step")).as_py()
     row.update(steps_completed=steps.num_rows, steps_target=target, last_step=last,
-               restarts=(max(steps.column("restart").to_pylist()) if steps.num_rows else 0),
+               restarts=pc.max(steps.column("restart")).as_py() or 0,
                final_loss=metrics.final_loss(steps), parse_warnings=len(log.warnings))
     row.update(metrics.derive(steps, params, metrics.choose_warmup(warmup_steps, params), target))
     if log.facts.get("run_start_ms") and log.facts.get("run_stop_ms"):
@@ -182,6 +184,7 @@ def parse_paths(paths: Iterable[str | Path], out_dir: Path | str, fmt: str = "au
     if fmt not in FORMAT_CHOICES:
         raise ResultsError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMAT_CHOICES)}")
     files = expand_paths(paths)
+    limit_heap_growth()
     ctx = load_run_dir(run_dir) if run_dir else RunContext()
     out_dir = Path(out_dir)
     jobs = [(f, out_dir, fmt, warmup_steps, ctx) for f in files]

@@ -129,13 +129,19 @@ def _coerce(value: Any, dtype: pa.DataType) -> Any:
     return value
 
 
-def conform_steps(steps: pa.Table, run_id: str) -> pa.Table:
-    """Cast a steps table to STEPS_SCHEMA: missing columns become null, run_id is filled in."""
+STEPS_BATCH_ROWS = 65536  # steps are converted and written in batches: bounded memory
+
+
+def conform_steps(steps: pa.Table, run_id: str, source_file: str | None = None) -> pa.Table:
+    """Cast a steps table to STEPS_SCHEMA: missing columns become null; run_id (and
+    source_file, when the table has none) are filled in."""
     n = steps.num_rows
+    fill = {"run_id": run_id, "source_file": source_file}
     columns = {}
     for field in STEPS_SCHEMA:
-        if field.name == "run_id":
-            columns["run_id"] = pa.array([run_id] * n, type=_STR) if n else pa.array([], _STR)
+        if field.name in fill and (field.name == "run_id" or field.name not in steps.column_names):
+            value = fill[field.name]
+            columns[field.name] = pa.nulls(n, _STR) if value is None else pa.repeat(pa.scalar(value, _STR), n)
         elif field.name in steps.column_names:
             columns[field.name] = steps.column(field.name).cast(field.type)
         else:
@@ -147,22 +153,29 @@ def write_run(results_dir: Path | str, run: dict[str, Any], steps: pa.Table) -> 
     """Write (or replace) one run's rows in both datasets, each file atomically.
 
     The steps file goes first, so a runs row never points at steps that are not there yet.
+    ``steps`` may lack run_id/source_file (taken from ``run``) and any optional column.
     """
     run_id = run.get("run_id")
     if not run_id:
         raise ValueError("run has no run_id")
     name = run_file_name(str(run_id))
     results_dir = Path(results_dir)
-    _write_table_atomic(results_dir / "steps" / name, conform_steps(steps, str(run_id)))
-    _write_table_atomic(results_dir / "runs" / name, runs_table([run]))
+    source = run.get("source_file")
+    batches = (conform_steps(steps.slice(start, STEPS_BATCH_ROWS), str(run_id), source)
+               for start in range(0, max(steps.num_rows, 1), STEPS_BATCH_ROWS))
+    _write_atomic(results_dir / "steps" / name, STEPS_SCHEMA, batches)
+    _write_atomic(results_dir / "runs" / name, RUNS_SCHEMA, [runs_table([run])])
 
 
-def _write_table_atomic(path: Path, table: pa.Table) -> None:
+def _write_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> None:
+    """Tables (one row group each) to ``path`` via a hidden temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="snappy")
+        with pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
+            for table in tables:
+                writer.write_table(table)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -43,22 +43,43 @@ class ParsedLog:
 
 
 def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES) -> Iterator[tuple[bytes, int, bool]]:
-    """(chunk, number of its first line, whether a too-long line was cut) for a binary file."""
+    """(chunk, number of its first line, whether a too-long line was cut) for a binary file.
+    Each chunk ends at a line break (\\n or \\r) unless one line fills a whole range."""
     carry, line = b"", 1
     while True:
         data = fh.read(size)
         if not data:
             break
-        chunk = carry + data
-        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
-        if cut < 0 or (cut < len(chunk) // 4 and len(chunk) >= size):
-            carry, is_cut = b"", True   # one line longer than a range: cut it
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        if cut < 0 and len(carry) + len(data) >= size:
+            chunk, carry, is_cut = carry + data, b"", True   # one line longer than a range
+        elif cut < 0:
+            carry, is_cut = carry + data, False
+            continue
         else:
-            chunk, carry, is_cut = chunk[:cut + 1], chunk[cut + 1:], False
+            chunk, carry, is_cut = carry + data[:cut + 1], data[cut + 1:], False
+        del data  # let the read buffer go before the range is scanned
         yield chunk, line, is_cut
         line += chunk.count(b"\n")
     if carry:
         yield carry, line, False
+
+
+def limit_heap_growth() -> None:
+    """Have glibc return freed range buffers to the OS.
+
+    glibc serves big allocations with mmap, but raises that threshold after the first such
+    block is freed, so later 16 MiB range buffers land in the heap and fragment it: peak
+    memory then grows with the file size. Fixing the threshold keeps memory flat. No-op
+    elsewhere.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB
+    except (OSError, AttributeError):
+        pass
 
 
 def read_log(path: Path | str, fmt_name: str | None = None,
@@ -131,7 +152,8 @@ def _conform(columns: dict[str, pa.Array], n: int) -> pa.Table:
 
 def _restarts_and_dedupe(table: pa.Table) -> pa.Table:
     """Number restarts (a step going backwards) and keep the last row per (restart, step)."""
-    table = table.filter(table.column("step").is_valid())
+    if table.column("step").null_count:
+        table = table.filter(table.column("step").is_valid())
     if table.num_rows == 0:
         return table
     step = table.column("step").to_numpy()
@@ -140,7 +162,7 @@ def _restarts_and_dedupe(table: pa.Table) -> pa.Table:
     keep[:-1] = (step[1:] != step[:-1]) | (restart[1:] != restart[:-1])
     table = table.set_column(table.schema.get_field_index("restart"), "restart",
                              pa.array(restart, pa.int32()))
-    return table.filter(pa.array(keep))
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def _tail_failure(tail: list[tuple[bytes, int]]) -> Failure | None:

@@ -115,6 +115,7 @@ def test_provenance_line_supplies_params_and_reparse_replaces(tmp_path: Path):
     assert row["driver_version"] == "535.104.05" and row["slurm_nodelist"] == "n1"
     steps = store.read_steps(res)
     assert list(steps["step"]) == [1, 2, 3, 4] and list(steps["source_line"]) == [3, 4, 5, 6]
+    assert set(steps["source_file"]) == {str(log)} and set(steps["run_id"]) == {"tiny-ffff0000"}
 
 
 def test_no_provenance_no_plan_params_null(tmp_path: Path):

@@ -84,6 +84,15 @@ def test_missing_folder_and_empty(tmp_path: Path):
     assert len(empty) == 0 and "run_id" in empty.columns
 
 
+def test_large_steps_written_in_batches(tmp_path: Path):
+    n = store.STEPS_BATCH_ROWS * 2 + 5
+    store.write_run(tmp_path, {"run_id": "big", "source_file": "x.out"}, _steps(n))
+    meta = pq.ParquetFile(tmp_path / "steps" / "big.parquet").metadata
+    assert meta.num_rows == n and meta.num_row_groups == 3
+    steps = store.read_steps(tmp_path, columns=["step", "source_file"])
+    assert steps["step"].iloc[-1] == n and set(steps["source_file"]) == {"x.out"}
+
+
 def test_unknown_run_column_rejected(tmp_path: Path):
     with pytest.raises(ValueError):
         store.write_run(tmp_path, {"run_id": "a", "nodez": 1}, _steps(1))
