@@ -115,7 +115,7 @@ def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
     problems: list[Problem] = []
     for point in loaded.points:
         value = point["site"]
-        if value.value in table or not isinstance(value.value, str):
+        if not isinstance(value.value, str) or value.value in table:
             continue
         try:
             site, _ = load_site(value.value, site_dirs, Path(loaded.file).parent)

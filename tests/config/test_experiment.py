@@ -80,3 +80,32 @@ def test_json_schema_lists_job_fields_and_matrix():
     assert {"nodes", "tp", "matrix", "sites", "workload"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
     assert "nodes" in schema["properties"]["matrix"]["properties"]
+
+
+import tempfile  # noqa: E402
+
+import yaml  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from slurmkit.plan import make_plan  # noqa: E402
+
+FIELDS = ["schema_version", "name", "sites", "workload", "launcher", "model", "nodes", "steps", "tp", "pp",
+          "vpp", "gbs", "mbs", "seq_len", "matrix", "include", "exclude", "dataset", "repeats"]
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 300), st.sampled_from(
+    ["local", "xe9680-8cx7", "llama2-7b", "tiny-gpt", "nemo", "torchrun", "pretrain", "lora", "x y", "$(id)"]))
+TREES = st.recursive(VALUES, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(st.sampled_from(FIELDS), inner, max_size=4)),
+                     max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(FIELDS), TREES, max_size=10))
+def test_any_experiment_plans_or_raises_config_error(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "e.yaml"
+        path.write_text(yaml.safe_dump(data))
+        try:
+            make_plan(path)
+        except ConfigError as exc:
+            assert exc.lines() and all(line.startswith("error: ") or line.startswith("warning: ")
+                                       for line in exc.lines())

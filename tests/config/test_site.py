@@ -85,3 +85,26 @@ def test_unknown_site_name_lists_known():
     with pytest.raises(ConfigError, match="unknown site 'nope'") as err:
         load_site("nope")
     assert "xe9680-8cx7" in err.value.lines()[0]
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+import yaml  # noqa: E402
+
+from slurmkit.site import parse_site  # noqa: E402
+from slurmkit.yamlsource import parse_yaml  # noqa: E402
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
+KEYS = st.sampled_from(["schema_version", "name", "scheduler", "partition", "nodes", "count", "gpu",
+                        "count_per_node", "network", "fabric", "adapters", "storage", "env", "software"])
+TREES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                      st.dictionaries(KEYS, inner, max_size=5)), max_leaves=20)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(KEYS, TREES, max_size=8))
+def test_any_structure_is_a_site_or_a_config_error(data):
+    doc = parse_yaml(yaml.safe_dump(data), "fuzz.yaml")
+    try:
+        parse_site(doc)
+    except ConfigError as exc:
+        assert all(line.startswith("error: fuzz.yaml:") for line in exc.lines())
