@@ -164,16 +164,19 @@ def write_run(results_dir: Path | str, run: dict[str, Any], steps: pa.Table) -> 
     batches = (conform_steps(steps.slice(start, STEPS_BATCH_ROWS), str(run_id), source)
                for start in range(0, max(steps.num_rows, 1), STEPS_BATCH_ROWS))
     _write_atomic(results_dir / "steps" / name, STEPS_SCHEMA, batches)
-    _write_atomic(results_dir / "runs" / name, RUNS_SCHEMA, [runs_table([run])])
+    # one row: statistics, dictionaries and compression cost time and save nothing
+    _write_atomic(results_dir / "runs" / name, RUNS_SCHEMA, [runs_table([run])],
+                  compression="none", write_statistics=False, use_dictionary=False)
 
 
-def _write_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> None:
+def _write_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], **options: Any) -> None:
     """Tables (one row group each) to ``path`` via a hidden temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     os.close(fd)
+    options.setdefault("compression", "snappy")
     try:
-        with pq.ParquetWriter(tmp, schema, compression="snappy") as writer:
+        with pq.ParquetWriter(tmp, schema, **options) as writer:
             for table in tables:
                 writer.write_table(table)
         os.replace(tmp, path)

@@ -19,7 +19,7 @@ def _summary_line(s: dict) -> str:
 
 
 @click.command("parse")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results folder (Parquet datasets runs/ and steps/).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="auto", show_default=True,
@@ -30,10 +30,17 @@ def _summary_line(s: dict) -> str:
               help="Run directory whose plan.json, manifest.jsonl and accounting join logs to parameters.")
 def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | None,
           run_dir: str | None) -> None:
-    """Parse training logs (files, folders, globs) into the results store."""
+    """Parse training logs (files, folders, globs) into the results store.
+
+    With --run-dir and no PATH, parses the run directory's logs/ folder.
+    """
+    from pathlib import Path
+
     from slurmkit.parse import expand_paths, parse_paths
 
-    files = expand_paths(paths)
+    if not paths and not run_dir:
+        raise click.UsageError("give log files, folders or globs (or --run-dir DIR)")
+    files = expand_paths(paths or [Path(run_dir) / "logs"])
     lines: list[str] = []
 
     def report(summary: dict) -> None:

@@ -127,3 +127,14 @@ def test_no_provenance_no_plan_params_null(tmp_path: Path):
     assert row["status"] == "incomplete" and row["steps_target"] == 4
     for key in ("nodes", "gbs", "gpu_peak_tflops", "tflops_per_gpu", "mfu"):
         assert row[key] is pd_na() or row[key] != row[key], key  # null, never zero
+
+
+def test_run_dir_alone_parses_its_logs(tmp_path: Path):
+    rd = tmp_path / "rd"
+    (rd / "logs").mkdir(parents=True)
+    (rd / "plan.json").write_text(json.dumps({"jobs": [{"run_id": "r1", "params": PARAMS}]}))
+    (rd / "logs" / "r1_5.out").write_text(trainer_log(4))
+    result = run("parse", "--run-dir", str(rd), "--out", str(tmp_path / "res"))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("r1: trainer, 4 step rows, last step 4/4, completed")
+    assert run("parse", "--out", str(tmp_path / "res")).exit_code == 2  # nothing to parse
