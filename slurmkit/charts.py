@@ -23,6 +23,12 @@ COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 REFERENCE_MARKERS = ("*", "X", "P", "h")
 MAX_BOXES_PER_MODEL = 16
+MAX_SERIES_PER_PANEL = 10
+LINESTYLES = ("-", "--", ":", "-.")
+SHAPE_FIELDS = ("workload", "launcher", "tp", "pp", "cp", "vpp", "sequence_parallel", "mbs", "gbs",
+                "seq_len", "precision", "steps", "dataset")
+SHORT_NAMES = {"tp": "TP", "pp": "PP", "cp": "CP", "vpp": "VPP", "mbs": "MBS", "gbs": "GBS",
+               "seq_len": "seq", "sequence_parallel": "SP"}
 MAX_LOSS_LINES = 12
 STYLE = {"font.size": 9, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.labelsize": 9,
          "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
@@ -82,34 +88,65 @@ def new_figure(width_in: float = 7.0, height_in: float = 3.8) -> Figure:
         return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
-def _series(configs: pd.DataFrame, column: str, palette: Palette, x: str):
-    """Yield (model, variant, rows sorted by x) for each line of a per-configuration chart."""
-    rows = configs[configs[f"{column}_mean"].notna() & configs[x].notna() & configs["model"].notna()]
-    for (model, variant), group in rows.groupby(["model", rows[palette.field].map(value_text)], sort=True):
-        yield model, variant, group.sort_values(x)
+def shape_fields(configs: pd.DataFrame) -> list[str]:
+    """The job fields (TP, GBS, ...) that vary among ``configs``: they name separate lines."""
+    return [f for f in SHAPE_FIELDS if f in configs.columns and configs[f].map(value_text).nunique() > 1]
+
+
+def shape_label(row: pd.Series, fields: list[str]) -> str:
+    return " ".join(f"{SHORT_NAMES.get(f, f)} {value_text(row[f])}" for f in fields)
+
+
+def _series(configs: pd.DataFrame, column: str, palette: Palette, x: str, higher_is_better: bool):
+    """{model: [(variant, label, rows sorted by x)]}: one line per configuration but ``x``.
+
+    A panel with more than MAX_SERIES_PER_PANEL lines keeps the best ones by their mean.
+    """
+    wanted = dict.fromkeys(["model", palette.field, x, f"{column}_mean", f"{column}_std",
+                            *(f for f in SHAPE_FIELDS if f in configs.columns)])
+    rows = configs.loc[configs[f"{column}_mean"].notna() & configs[x].notna() & configs["model"].notna(),
+                       list(wanted)]
+    panels = {}
+    for model, mine in rows.groupby(rows["model"].astype(str), sort=True):
+        fields = shape_fields(mine)
+        keys = [mine[palette.field].map(value_text), *(mine[f].map(value_text) for f in fields)]
+        lines = []
+        for _, group in mine.groupby(keys, sort=True):
+            first = group.iloc[0]
+            shape = shape_label(first, fields)
+            label = " · ".join(filter(None, [palette.variant_label(first[palette.field]), shape]))
+            lines.append((first[palette.field], label, shape, group.sort_values(x)))
+        if len(lines) > MAX_SERIES_PER_PANEL:
+            lines.sort(key=lambda line: line[3][f"{column}_mean"].mean(), reverse=higher_is_better)
+            lines = sorted(lines[:MAX_SERIES_PER_PANEL], key=lambda line: line[1])
+        panels[model] = (lines, len(mine.groupby(keys)))
+    return panels
 
 
 def line_chart(configs: pd.DataFrame, column: str, palette: Palette, *, title: str, ylabel: str,
                scale: float = 1.0, x: str = "nodes", reference: pd.DataFrame | None = None) -> Figure | None:
     """``column``'s mean against ``x``: one panel per model (their scales differ), one line per
-    variant, std of repeats as error bars, matching published points as hollow black markers."""
-    lines = list(_series(configs, column, palette, x))
-    if not lines:
+    configuration (colour: the compared variant; line style: the shape), std of repeats as error
+    bars, matching published points as hollow black markers."""
+    panels = _series(configs, column, palette, x, METRICS[column].higher_is_better)
+    if not panels:
         return None
-    models = sorted({str(model) for model, _, _ in lines})
     refs = matching_reference(reference, configs, column) if reference is not None else None
     with matplotlib.rc_context(STYLE):
-        fig, axes = _panels(len(models))
-        for ax, model in zip(axes, models):
-            for _, variant, group in (line for line in lines if str(line[0]) == model):
+        fig, axes = _panels(len(panels))
+        for ax, (model, (lines, total)) in zip(axes, panels.items()):
+            styles = {shape: LINESTYLES[i % len(LINESTYLES)]
+                      for i, shape in enumerate(dict.fromkeys(line[2] for line in lines))}
+            for variant, label, shape, group in lines:
                 std = group[f"{column}_std"].astype(float).fillna(0.0) * scale
                 ax.errorbar(group[x].astype(float), group[f"{column}_mean"].astype(float) * scale,
                             yerr=std, color=palette.colour(variant), marker=palette.marker(model),
-                            capsize=3, linewidth=1.6, markersize=5,
-                            label=palette.variant_label(variant))
+                            linestyle=styles[shape], capsize=3,
+                            linewidth=1.6, markersize=5, label=label)
             if refs is not None:
                 _draw_reference(ax, refs[refs["model"].map(model_key) == model_key(model)], scale, x)
-            ax.set_title(model, loc="left", fontsize=9)
+            shown = f" (best {len(lines)} of {total})" if total > len(lines) else ""
+            ax.set_title(model + shown, loc="left", fontsize=9)
             _axis(ax, configs[x])
         _frame(fig, axes, title, _x_label(configs, x), ylabel)
     return fig
@@ -204,11 +241,14 @@ def efficiency_chart(scaling: pd.DataFrame, configs: pd.DataFrame, palette: Pale
         for ax, model in zip(axes, models):
             ax.axhline(100.0, color="#999999", linestyle="--", linewidth=1, label="ideal (100%)")
             mine = scaling[scaling["model"].astype(str) == model]
-            for _, group in mine.groupby("series", sort=True):
-                variant = group.iloc[0][palette.field]
+            fields = shape_fields(mine)
+            for _, group in list(mine.groupby("series", sort=True))[:MAX_SERIES_PER_PANEL]:
+                first = group.iloc[0]
+                label = " · ".join(filter(None, [palette.variant_label(first[palette.field]),
+                                                 shape_label(first, fields)]))
                 ax.plot(group["nodes"].astype(float), group["efficiency"].astype(float) * 100.0,
-                        color=palette.colour(variant), marker=palette.marker(model),
-                        linewidth=1.6, markersize=5, label=palette.variant_label(variant))
+                        color=palette.colour(first[palette.field]), marker=palette.marker(model),
+                        linewidth=1.6, markersize=5, label=label)
             ax.set_title(model, loc="left", fontsize=9)
             _axis(ax, mine["nodes"])
         _frame(fig, axes, "Scaling efficiency", _x_label(configs, "nodes"),
@@ -322,6 +362,7 @@ def figure_svg(fig: Figure) -> str:
     with matplotlib.rc_context(STYLE):
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
+    _freeze_layout(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
 
@@ -330,4 +371,11 @@ def figure_png(fig: Figure, dpi: int = 150) -> bytes:
     """The figure as PNG bytes (for the PDF)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    _freeze_layout(fig)
     return buf.getvalue()
+
+
+def _freeze_layout(fig: Figure) -> None:
+    """Keep the positions the first render's constrained layout found (in inches, so valid for
+    any output), so a second render (SVG for HTML, then PNG for PDF) does not solve it again."""
+    fig.set_layout_engine("none")

@@ -26,6 +26,7 @@ from slurmkit.report.model import Report
 from slurmkit.report.tables import Table
 
 PAGE = landscape(A4)
+WRAP_CHARS = 40
 MARGIN = 14 * mm
 INK, MUTED, ACCENT, RULE = (colors.HexColor(c) for c in ("#1d2330", "#5b6475", "#0072B2", "#e3e6ec"))
 
@@ -64,11 +65,17 @@ def _p(text: str, style: ParagraphStyle) -> Paragraph:
 
 
 def _table(table: Table, styles: dict[str, ParagraphStyle]) -> list:
+    """A long table; short cells stay plain strings (far faster than a Paragraph each), long
+    ones wrap."""
+    wrap = [any(len(row[i]) > WRAP_CHARS for row in table.rows) for i in range(len(table.columns))]
     head = [_p(c, styles["head"]) for c in table.columns]
-    body = [[_p(cell, styles["cellnum"] if num else styles["cell"])
-             for cell, num in zip(row, table.numeric)] for row in table.rows]
+    body = [[_p(cell, styles["cell"]) if wrap[i] else cell for i, cell in enumerate(row)]
+            for row in table.rows]
+    right = [("ALIGN", (i, 1), (i, -1), "RIGHT") for i, num in enumerate(table.numeric) if num]
     grid = LongTable([head, *body], repeatRows=1, hAlign="LEFT")
     grid.setStyle(TableStyle([
+        ("FONT", (0, 1), (-1, -1), styles["cell"].fontName, 7, 8.6),
+        *right,
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f4f5f8")),
         ("LINEBELOW", (0, 0), (-1, -1), 0.4, RULE),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
