@@ -57,7 +57,9 @@ def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES) -> Iterator[tuple[bytes, 
             carry, is_cut = carry + data, False
             continue
         else:
-            chunk, carry, is_cut = carry + data[:cut + 1], data[cut + 1:], False
+            # join through a memoryview: one copy of the range, not two
+            chunk, carry = b"".join((carry, memoryview(data)[:cut + 1])), data[cut + 1:]
+            is_cut = False
         del data  # let the read buffer go before the range is scanned
         yield chunk, line, is_cut
         line += chunk.count(b"\n")
