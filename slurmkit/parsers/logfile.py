@@ -108,6 +108,8 @@ def read_log(path: Path | str, fmt_name: str | None = None,
     log.failure = _tail_failure(tail)
     if fmt is not None:
         log.format, log.facts = fmt.name, fmt.facts
+        # training prints its "finished" line last: only the final ranges need a look
+        log.done = any(m in chunk for chunk, _ in tail for m in fmt.done_markers)
     if parts:
         log.steps = _restarts_and_dedupe(pa.concat_tables(parts))
     return log
@@ -115,8 +117,6 @@ def read_log(path: Path | str, fmt_name: str | None = None,
 
 def _scan_range(fmt: Format, chunk: bytes, first_line: int, parts: list[pa.Table],
                 log: ParsedLog) -> None:
-    if any(marker in chunk for marker in fmt.done_markers):
-        log.done = True
     if fmt.keyword not in chunk:
         return
     clean = fmt.clean(chunk)

@@ -220,3 +220,30 @@ def test_iter_ranges_line_numbers():
     assert b"".join(c for c, _, _ in ranges) == data
     assert all(first == 1 + b"".join(c for c, _, _ in ranges[:i]).count(b"\n")
                for i, (_, first, _) in enumerate(ranges))
+
+
+def test_records_after_a_long_preamble(tmp_path: Path):
+    preamble = "".join(f"  arg_{i} ........................ {i}\n" for i in range(20000))  # ~800 KB
+    text = preamble + "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in (1, 2, 3))
+    log = read_log(_write(tmp_path, text.encode()))
+    assert log.format == "megatron" and col(log, "step") == [1, 2, 3]
+    assert col(log, "source_line") == [20001, 20002, 20003]
+
+
+def test_root_cause_before_the_noise_of_other_ranks(tmp_path: Path):
+    noise = "".join(f"node1:{i}:{i} [0] NCCL INFO Channel 00/0 : 0[0] -> 1[1] via P2P/IPC\n" for i in range(2000))
+    text = (MEGA.format(s=1, c=1, t=10.0, l=2.0)
+            + "[rank3]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+            + noise + "[rank0]: torch.distributed.DistBackendError: NCCL error in: x\n"
+            + "srun: error: node1: task 3: Exited with exit code 1\n")
+    log = read_log(_write(tmp_path, text.encode()))
+    assert log.failure.reason == "oom" and log.failure.line == 2
+    assert log.failure.evidence.startswith("torch.OutOfMemoryError: CUDA out of memory")
+
+
+def test_failure_followed_by_a_finished_restart_is_no_failure(tmp_path: Path):
+    text = ("srun: error: node1: task 3: Exited with exit code 1\n"
+            + "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in range(1, 400))
+            + "[after training is done] datetime: 2024-05-03 16:09:06\n")
+    log = read_log(_write(tmp_path, text.encode()))
+    assert log.failure is None and log.done
