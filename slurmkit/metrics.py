@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -117,7 +116,3 @@ def first_non_finite(steps: pa.Table) -> tuple[int, str, int | None] | None:
             return (int(steps.column("step")[i].as_py()), name,
                     steps.column("source_line")[i].as_py())
     return None
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

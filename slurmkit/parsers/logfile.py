@@ -9,7 +9,6 @@ restart detection (a step lower than the one before starts restart index + 1) an
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -193,7 +192,3 @@ def _provenance(chunk: bytes, path: Path, first_line: int,
         warnings.append(f"{path}:{line}: unreadable provenance line ({exc})")
         return None
     return record if isinstance(record, dict) else None
-
-
-def file_size(path: Path) -> int:
-    return os.stat(path).st_size
