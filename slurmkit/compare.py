@@ -357,7 +357,7 @@ def cost_table(pairs: pd.DataFrame) -> pd.DataFrame:
     """Time and cost of the target steps on both sides of each pair, and the gain per dollar."""
     columns = ["model", "nodes", "baseline", "candidate", "base_time_s", "cand_time_s",
                "base_cost_usd", "cand_cost_usd", "time_saved_s", "extra_cost_usd",
-               "saved_s_per_extra_usd", "assessment"]
+               "saved_s_per_extra_usd", "within_noise", "assessment"]
     if pairs.empty:
         return pd.DataFrame(columns=columns)
     keys = ["model", "nodes", "baseline", "candidate", "base_site", "cand_site"]
@@ -386,7 +386,8 @@ def _cost_record(row: pd.Series) -> dict:
             "candidate": row["candidate"], "base_time_s": row["base_mean_t"],
             "cand_time_s": row["cand_mean_t"], "base_cost_usd": row["base_mean_c"],
             "cand_cost_usd": row["cand_mean_c"], "time_saved_s": saved, "extra_cost_usd": extra,
-            "saved_s_per_extra_usd": per_usd, "assessment": assessment}
+            "saved_s_per_extra_usd": per_usd, "within_noise": bool(row["within_noise_t"]),
+            "assessment": assessment}
 
 
 def compare_runs(runs: pd.DataFrame, by: str | None = None, metrics: tuple[str, ...] | None = None,

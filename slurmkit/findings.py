@@ -78,10 +78,13 @@ def cost_findings(comparison: Comparison) -> list[str]:
     for (model, candidate), group in costs.groupby(["model", costs["candidate"].map(value_text)], sort=True):
         parts = []
         for row in group.sort_values("nodes").itertuples():
-            saved = (f"saves {row.time_saved_s / 60:.1f} min" if row.time_saved_s >= 0
-                     else f"loses {-row.time_saved_s / 60:.1f} min")
-            per_usd = (f", {row.saved_s_per_extra_usd:,.0f} s per extra $"
-                       if row.extra_cost_usd > 0 and row.time_saved_s > 0 else "")
+            if row.within_noise:
+                saved, per_usd = "no time gain beyond noise", ""
+            else:
+                saved = (f"saves {row.time_saved_s / 60:.1f} min" if row.time_saved_s >= 0
+                         else f"loses {-row.time_saved_s / 60:.1f} min")
+                per_usd = (f", {row.saved_s_per_extra_usd:,.0f} s per extra $"
+                           if row.extra_cost_usd > 0 and row.time_saved_s > 0 else "")
             parts.append(f"{_nodes_text([row.nodes])} {_signed_usd(row.extra_cost_usd)} and {saved}{per_usd}")
         lines.append(f"Cost of {variant_label(comparison.by, candidate)} instead of "
                      f"{variant_label(comparison.by, comparison.baseline)}, {model}, "

@@ -5,6 +5,7 @@ chart is absent); the HTML and PDF renderers only lay it out.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,8 @@ from slurmkit import charts
 from slurmkit.compare import Comparison, compare_runs, normalize_runs
 from slurmkit.findings import headline_metric, write_findings
 from slurmkit.reference import REFERENCE_CSV, load_reference
-from slurmkit.report.tables import (Table, fmt_metric, fmt_number, fmt_text, frame_table,
-                                    pairs_table)
+from slurmkit.report.tables import (Table, fmt_metric, fmt_number, fmt_plain, fmt_text, frame_table,
+                                    pairs_tables)
 
 STEP_COLUMNS = ["run_id", "step", "step_time_s", "loss"]
 
@@ -124,19 +125,26 @@ def input_notices(runs: pd.DataFrame) -> list[str]:
 
 def comparison_tables(comparison: Comparison) -> list[Table]:
     tables = []
+    costs = comparison.costs
+    if not costs.empty:
+        costs = costs.assign(
+            time_text=[f"{b / 60:,.1f} → {c / 60:,.1f}" for b, c in zip(costs["base_time_s"], costs["cand_time_s"])],
+            cost_text=[f"${b:,.2f} → ${c:,.2f}" for b, c in zip(costs["base_cost_usd"], costs["cand_cost_usd"])])
+        comparison = dataclasses.replace(comparison, costs=costs)
+    versus = versus_label(comparison) if comparison.by and not comparison.pairs.empty else ""
     if not comparison.pairs.empty:
-        tables.append(pairs_table(comparison.pairs, versus_label(comparison)))
+        tables += pairs_tables(comparison.pairs, versus,
+                               charts.variant_label(comparison.by, comparison.baseline))
     if not comparison.costs.empty:
-        tables.append(frame_table("Cost of the target steps", comparison.costs, [
+        tables.append(frame_table(f"Cost of the target steps: {versus}", comparison.costs, [
             ("Model", "model", fmt_text, False), ("Nodes", "nodes", fmt_number, True),
-            ("Baseline", "baseline", fmt_text, False), ("Candidate", "candidate", fmt_text, False),
-            ("Baseline time (min)", "base_time_s", lambda v: f"{v / 60:,.1f}", True),
-            ("Candidate time (min)", "cand_time_s", lambda v: f"{v / 60:,.1f}", True),
-            ("Baseline cost", "base_cost_usd", lambda v: f"${v:,.2f}", True),
-            ("Candidate cost", "cand_cost_usd", lambda v: f"${v:,.2f}", True),
+            ("Time (min)", "time_text", fmt_text, True), ("Cost", "cost_text", fmt_text, True),
+            ("Time saved (min)", "time_saved_s", lambda v: f"{v / 60:+,.1f}", True),
+            ("Extra cost", "extra_cost_usd", lambda v: f"{'+' if v >= 0 else '−'}${abs(v):,.2f}", True),
             ("Seconds saved per extra $", "saved_s_per_extra_usd", lambda v: fmt_number(v, 0), True),
-            ("Assessment", "assessment", fmt_text, False)],
-            note="Cost = time for the target steps × nodes × the site's cost per node-hour."))
+            ("Time difference", "within_noise", lambda v: "within noise" if v else "measurable", False)],
+            note="Baseline → candidate. Cost = time for the target steps × nodes × the site's "
+                 "cost per node-hour."))
     if not comparison.scaling.empty:
         tables.append(frame_table("Scaling against the smallest node count", comparison.scaling, [
             ("Model", "model", fmt_text, False), ("Site", "site", fmt_text, False),
@@ -208,7 +216,7 @@ def sites_table(runs: pd.DataFrame) -> Table | None:
               ("GPU memory (GiB)", "gpu_mem_gib"), ("Peak dense TFLOPS", "gpu_peak_tflops"),
               ("Adapters per node", "adapters_per_node"), ("Adapter", "adapter_model"),
               ("Adapter rate (Gb/s)", "adapter_rate_gbps"), ("Fabric", "fabric"),
-              ("Storage", "storage_type"), ("Cost per node-hour ($)", "cost_per_node_hour"),
+              ("Storage", "storage_type"), ("Cost per node-hour (USD)", "cost_per_node_hour"),
               ("Runs", None)]
     sites = runs[runs["site"].notna()]
     if sites.empty:
@@ -220,8 +228,7 @@ def sites_table(runs: pd.DataFrame) -> Table | None:
         if column is None:
             rows.append([label, *(fmt_number(counts[s]) for s in first["site"])])
         else:
-            rows.append([label, *(fmt_number(v, 2) if isinstance(v, float) else fmt_text(v)
-                                  for v in first[column])])
+            rows.append([label, *(fmt_plain(v) for v in first[column])])
     return Table("Sites", ["", *first["site"].astype(str)], rows)
 
 

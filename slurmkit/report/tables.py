@@ -55,6 +55,13 @@ def fmt_text(value: Any) -> str:
     return str(value)
 
 
+def fmt_plain(value: Any) -> str:
+    """A parameter value: 989.0 -> '989', 79.6 -> '79.6', 92.5 -> '92.5', text as is."""
+    if isinstance(value, float) and not is_null(value):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
+    return fmt_text(value)
+
+
 def fmt_metric(metric: str, value: Any) -> str:
     """A metric value in its display unit (MFU as %, seconds with 2-3 digits, money in $)."""
     if is_null(value):
@@ -82,30 +89,40 @@ def frame_table(title: str, frame: pd.DataFrame,
     return Table(title, [h for h, *_ in columns], rows, [n for *_, n in columns], note)
 
 
-def pairs_table(pairs: pd.DataFrame, by_label: str) -> Table:
-    """One row per pair and metric: baseline and candidate mean ± std (n), change and verdict."""
-    def mean_std(prefix: str) -> Callable[[pd.Series], str]:
-        def show(row: pd.Series) -> str:
-            text = fmt_metric(row["metric"], row[f"{prefix}_mean"])
-            if not is_null(row[f"{prefix}_std"]) and row[f"{prefix}_n"] >= 2:
-                text += f" ± {fmt_metric(row['metric'], row[f'{prefix}_std'])}"
-            return f"{text} (n={row[f'{prefix}_n']})"
-        return show
-    frame = pairs.assign(
-        metric_label=pairs["metric"].map(metric_header),
-        base_text=pairs.apply(mean_std("base"), axis=1) if not pairs.empty else [],
-        cand_text=pairs.apply(mean_std("cand"), axis=1) if not pairs.empty else [])
-    return frame_table(f"Pairs: {by_label}", frame, [
-        ("Model", "model", fmt_text, False), ("Nodes", "nodes", fmt_number, True),
-        ("Metric", "metric_label", fmt_text, False),
-        ("Baseline", "baseline", fmt_text, False), ("Baseline value", "base_text", fmt_text, True),
-        ("Candidate", "candidate", fmt_text, False), ("Candidate value", "cand_text", fmt_text, True),
-        ("Ratio", "ratio", lambda v: f"{v:.3f}", True),
-        ("Change", "change_pct", lambda v: f"{v:+.1f}%", True),
-        ("Verdict", "verdict", fmt_text, False)],
-        note="Runs are paired when every parameter except the compared field matches; repeats "
-             "are aggregated (mean ± std, n). Within noise: the change is smaller than two standard "
-             "errors of the repeats, or than the stated threshold when there are no repeats.")
+PAIRS_NOTE = ("Runs are paired when every parameter except the compared field matches; repeats "
+              "are aggregated (mean ± std, n). Within noise: the change is smaller than two standard "
+              "errors of the repeats, or than the stated threshold when there are no repeats.")
+
+
+def _mean_std(prefix: str) -> Callable[[pd.Series], str]:
+    def show(row: pd.Series) -> str:
+        text = fmt_metric(row["metric"], row[f"{prefix}_mean"])
+        if not is_null(row[f"{prefix}_std"]) and row[f"{prefix}_n"] >= 2:
+            text += f" ± {fmt_metric(row['metric'], row[f'{prefix}_std'])}"
+        return f"{text} (n={row[f'{prefix}_n']})"
+    return show
+
+
+def pairs_tables(pairs: pd.DataFrame, by_label: str, base_label: str) -> list[Table]:
+    """One table per metric, one row per pair: baseline and candidate mean ± std (n), ratio,
+    change and verdict."""
+    tables = []
+    several = pairs["candidate"].map(fmt_text).nunique() > 1
+    for metric in dict.fromkeys(pairs["metric"]):
+        rows = pairs[pairs["metric"] == metric]
+        frame = rows.assign(base_text=rows.apply(_mean_std("base"), axis=1),
+                            cand_text=rows.apply(_mean_std("cand"), axis=1))
+        columns = [("Model", "model", fmt_text, False), ("Nodes", "nodes", fmt_number, True),
+                   (f"{base_label} (baseline)", "base_text", fmt_text, True),
+                   ("Candidate" if several else by_label.split(" vs ")[0], "cand_text", fmt_text, True),
+                   ("Ratio", "ratio", lambda v: f"{v:.3f}", True),
+                   ("Change", "change_pct", lambda v: f"{v:+.1f}%", True),
+                   ("Verdict", "verdict", fmt_text, False)]
+        if several:
+            columns.insert(3, ("Compared with", "candidate", fmt_text, False))
+        tables.append(frame_table(f"{by_label}: {metric_header(metric)}", frame, columns,
+                                  note=PAIRS_NOTE if not tables else ""))
+    return tables
 
 
 def to_text(table: Table, fmt: str) -> str:

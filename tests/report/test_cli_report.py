@@ -25,11 +25,13 @@ def test_compare_table(capsys, results_dir):
     code, out, err = run(capsys, "compare", str(results_dir), "--metric", "time_to_target_s")
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0] == "Pairs: 8 adapters vs 4 adapters"
-    assert lines[1].split() == ["Model", "Nodes", "Metric", "Baseline", "Baseline", "value", "Candidate",
-                                "Candidate", "value", "Ratio", "Change", "Verdict"]
-    assert lines[3].split()[-6:] == ["(n=2)", "0.990", "-1.0%", "within", "noise", "(±2.8%)"]
-    assert lines[4].split()[-4:] == ["-16.7%", "faster", "by", "16.7%"]
+    assert lines[0] == "8 adapters vs 4 adapters: time for the target steps (s)"
+    assert lines[1].split() == ["Model", "Nodes", "4", "adapters", "(baseline)", "8", "adapters",
+                                "Ratio", "Change", "Verdict"]
+    assert lines[3].split() == ["m7", "1", "1,010", "±", "14.142", "(n=2)", "1,000", "±", "14.142",
+                                "(n=2)", "0.990", "-1.0%", "within", "noise", "(±2.8%)"]
+    assert lines[4].split() == ["m7", "2", "600", "±", "0.000", "(n=2)", "500", "±", "0.000", "(n=2)",
+                                "0.833", "-16.7%", "faster", "by", "16.7%"]
     assert "Scaling against the smallest node count" in out and "Cost of the target steps" in out
 
 
@@ -47,8 +49,9 @@ def test_compare_csv_and_json_carry_raw_numbers(capsys, results_dir):
 
 def test_compare_markdown(capsys, results_dir):
     code, out, _ = run(capsys, "compare", str(results_dir), "--format", "markdown")
-    assert code == 0 and out.startswith("### Pairs: 8 adapters vs 4 adapters\n\n| Model | Nodes |")
-    assert "|---|---:|---|" in out
+    assert code == 0 and out.startswith("### 8 adapters vs 4 adapters: time for the target steps (s)\n\n"
+                                  "| Model | Nodes | 4 adapters (baseline) | 8 adapters |")
+    assert "|---|---:|---:|---:|---:|---:|---|" in out
 
 
 def test_compare_errors_are_one_line(capsys, tmp_path, results_dir):

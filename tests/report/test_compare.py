@@ -107,7 +107,8 @@ def test_cost_benefit_from_cost_per_node_hour(runs):
     assert two["cand_cost_usd"] == pytest.approx(500 / 3600 * 2 * 15)
     assert two["time_saved_s"] == 100.0
     assert two["saved_s_per_extra_usd"] == pytest.approx(100 / (500 / 3600 * 30 - 600 / 3600 * 20))
-    assert two["assessment"] == "100 s saved for $0.83 more"
+    assert two["assessment"] == "100 s saved for $0.83 more" and not two["within_noise"]
+    assert bool(costs.iloc[0]["within_noise"])
 
 
 def test_explicit_by_site_and_baseline(runs):
