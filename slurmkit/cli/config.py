@@ -6,9 +6,14 @@ command so `slurmkit --help` stays fast.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
+
+# pydantic scans every installed distribution's entry points for plugins when the first model is
+# built (tens of ms in a venv with torch and matplotlib); the CLI uses none. A user's own setting wins.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Folder of site configs, searched before the shipped ones (repeatable).")
