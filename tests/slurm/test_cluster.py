@@ -13,7 +13,7 @@ import pytest
 
 from slurmkit.collect import collect, settled_sacct
 from slurmkit.manifest import read_manifest
-from slurmkit.slurm import jobs_from_sacct, parse_parsable2
+from slurmkit.slurm import SlurmCli, jobs_from_sacct, parse_parsable2
 from slurmkit.submit import submit_plan
 from slurmkit.track import cancel, refresh
 
@@ -113,3 +113,23 @@ def test_cancel_and_status_source(tmp_path, cluster, new_run_dir, wait):
     text, missing = settled_sacct(cluster, [job_id], wait_s=20)  # accounting lags a few seconds
     assert missing == set() and jobs_from_sacct(text)[job_id].state == "CANCELLED"
     assert refresh(run_dir, cluster).records["sleeper"].state == "CANCELLED"
+
+
+class NoAccounting(SlurmCli):
+    """The real client on a site without accounting: squeue and scontrol only."""
+
+    def has_accounting(self) -> bool:
+        return False
+
+
+def test_without_accounting_status_and_collect_use_squeue_and_scontrol(tmp_path, cluster, new_run_dir, wait):
+    client = NoAccounting()
+    run_dir = new_run_dir(tmp_path, ["fine", "broke"], 'if [ "$SLURM_JOB_NAME" = broke ]; then exit 4; fi')
+    submit_plan(run_dir, client)
+    report = wait(run_dir, client)
+    assert not report.accounting
+    assert (report.records["broke"].state, report.records["broke"].exit_code) == ("FAILED", "4:0")
+    collected = collect(run_dir, client)
+    text = collected.accounting_file.read_text()
+    assert collected.accounting_file.name == "scontrol.txt" and not (run_dir / "accounting/sacct.txt").exists()
+    assert f"JobId={report.records['broke'].job_id} JobName=broke JobState=FAILED ExitCode=4:0" in text

@@ -14,7 +14,6 @@ from slurmkit.cli import main
 from slurmkit.plan import make_plan
 from slurmkit.render import write_plan
 from slurmkit.slurm import parse_parsable2
-from slurmkit.submit import submit_plan
 
 pytest.importorskip("torch", reason="the example trainer needs torch (the trainer extra)")
 pytestmark = [pytest.mark.slurm, pytest.mark.torch]
@@ -29,8 +28,9 @@ def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys)
     write_plan(plan, run_dir)
     assert len(plan.jobs) >= 2 and all(j.params["nodes"] == 2 for j in plan.jobs)
 
-    report = submit_plan(run_dir, cluster)
-    assert len(report.submitted) == len(plan.jobs)
+    with _no_exit():
+        main(["submit", str(run_dir)])
+    assert capsys.readouterr().out.count(": submitted job ") == len(plan.jobs)
     records = wait(run_dir, cluster, timeout_s=300, poll_s=2).records
     assert {r.state for r in records.values()} == {"COMPLETED"}
 
