@@ -74,15 +74,18 @@ def generate(name: str, args: list[str]) -> Path:
     return folder
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stdout) of one command under /usr/bin/time -v."""
+def timed(cmd: list[str]) -> tuple[float, float, str, float]:
+    """(wall seconds, peak RSS MiB, stdout, CPU seconds) of one command under /usr/bin/time -v.
+    CPU time (user + system, all processes) is reported too: other work on a shared machine
+    inflates wall time but hardly CPU time."""
     start = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):  # grep -c exits 1 when a file has no match
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return wall, rss_kib / 1024, proc.stdout
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return wall, rss_kib / 1024, proc.stdout, cpu
 
 
 def bench(folder: Path, repeat: int) -> dict:
@@ -92,7 +95,7 @@ def bench(folder: Path, repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         naive_script = Path(tmp) / "naive.py"
         naive_script.write_text(NAIVE)
-        best: dict[str, tuple[float, float, str]] = {}
+        best: dict[str, tuple[float, float, str, float]] = {}
         for _ in range(repeat):
             for name, cmd in (("grep", ["grep", "-c", "iteration", *files]),
                               ("naive", [sys.executable, str(naive_script), *files]),
@@ -103,7 +106,8 @@ def bench(folder: Path, repeat: int) -> dict:
         rows = _rows_written(Path(tmp) / "res")
     return {"corpus": folder.name, "files": len(files), "mb": mb, "rows_expected": manifest["rows_expected"],
             "rows_slurmkit": rows, "rows_naive": int(best["naive"][2].strip() or 0),
-            **{f"{k}_s": v[0] for k, v in best.items()}, **{f"{k}_rss_mib": v[1] for k, v in best.items()}}
+            **{f"{k}_s": v[0] for k, v in best.items()}, **{f"{k}_rss_mib": v[1] for k, v in best.items()},
+            **{f"{k}_cpu_s": v[3] for k, v in best.items()}, "load": os.getloadavg()[0]}
 
 
 def _rows_written(results: Path) -> int:
@@ -115,9 +119,10 @@ def _rows_written(results: Path) -> int:
 
 def report(r: dict) -> None:
     speed = {k: r["mb"] / r[f"{k}_s"] for k in ("grep", "naive", "slurmkit")}
-    print(f"\n{r['corpus']}: {r['files']} files, {r['mb']:.0f} MB")
+    print(f"\n{r['corpus']}: {r['files']} files, {r['mb']:.0f} MB (load {r['load']:.1f} after)")
     for k in ("grep", "naive", "slurmkit"):
-        print(f"  {k:9s} {r[f'{k}_s']:7.2f} s  {speed[k]:8.1f} MB/s  peak RSS {r[f'{k}_rss_mib']:7.1f} MiB")
+        print(f"  {k:9s} {r[f'{k}_s']:7.2f} s  {speed[k]:8.1f} MB/s  peak RSS {r[f'{k}_rss_mib']:7.1f} MiB"
+              f"  CPU {r[f'{k}_cpu_s']:6.2f} s ({r['mb'] / max(r[f'{k}_cpu_s'], 1e-3):7.1f} MB per CPU-s)")
     print(f"  slurmkit / grep  = {speed['slurmkit'] / speed['grep']:.1%}   (goal >= 15%)")
     print(f"  slurmkit / naive = {speed['slurmkit'] / speed['naive']:.2f}x  (goal >= 2.5x)")
     ok = "OK" if r["rows_slurmkit"] == r["rows_expected"] else "MISMATCH"
