@@ -87,9 +87,10 @@ def test_all_errors_before_anything_is_written(tmp_path, write_yaml):
     with pytest.raises(ConfigError) as err:
         make_plan(write_yaml("e.yaml", text))
     lines = err.value.lines()
+    row = text.splitlines().index("  nodes: [1, 2, 4, 8, 16]") + 1
     assert len(lines) == 2  # one per site; the 16-node point's other problems are not repeated
-    assert "22:23: nodes=16 is more than site xe9680-8cx7 has (8)" in lines[0]
-    assert "22:23: nodes=16 is more than site xe9680-4cx7 has (8)" in lines[1]
+    assert f"e.yaml:{row}:23: nodes=16 is more than site xe9680-8cx7 has (8)" in lines[0]
+    assert f"e.yaml:{row}:23: nodes=16 is more than site xe9680-4cx7 has (8)" in lines[1]
 
 
 def test_site_override_and_site_file(tmp_path):
