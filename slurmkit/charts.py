@@ -190,6 +190,7 @@ def _axis(ax, xs: pd.Series, zero: bool = True) -> None:
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
     if zero:
+        ax.margins(y=0.12)           # headroom so the top line and its markers are not clipped
         ax.set_ylim(bottom=0)
 
 

@@ -129,7 +129,8 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
     if not costs.empty:
         costs = costs.assign(
             time_text=[f"{b / 60:,.1f} → {c / 60:,.1f}" for b, c in zip(costs["base_time_s"], costs["cand_time_s"])],
-            cost_text=[f"${b:,.2f} → ${c:,.2f}" for b, c in zip(costs["base_cost_usd"], costs["cand_cost_usd"])])
+            cost_text=[f"${b:,.2f} → ${c:,.2f}" for b, c in zip(costs["base_cost_usd"], costs["cand_cost_usd"])],
+            saved_s_per_extra_usd=costs["saved_s_per_extra_usd"].where(~costs["within_noise"].astype(bool)))
         comparison = dataclasses.replace(comparison, costs=costs)
     versus = versus_label(comparison) if comparison.by and not comparison.pairs.empty else ""
     if not comparison.pairs.empty:
@@ -229,7 +230,7 @@ def sites_table(runs: pd.DataFrame) -> Table | None:
             rows.append([label, *(fmt_number(counts[s]) for s in first["site"])])
         else:
             rows.append([label, *(fmt_plain(v) for v in first[column])])
-    return Table("Sites", ["", *first["site"].astype(str)], rows)
+    return Table("Hardware, network, storage and cost per site", ["", *first["site"].astype(str)], rows)
 
 
 def runs_table(runs: pd.DataFrame) -> Table:

@@ -47,8 +47,9 @@ def _styles() -> dict[str, ParagraphStyle]:
         "title": ParagraphStyle("title", base, fontName=bold, fontSize=20, leading=24, spaceAfter=4),
         "meta": ParagraphStyle("meta", base, fontSize=8, textColor=MUTED, spaceAfter=10),
         "h2": ParagraphStyle("h2", base, fontName=bold, fontSize=13, leading=16, spaceBefore=14,
-                             spaceAfter=6, textColor=ACCENT),
-        "h3": ParagraphStyle("h3", base, fontName=bold, fontSize=9.5, spaceBefore=8, spaceAfter=4),
+                             spaceAfter=6, textColor=ACCENT, keepWithNext=1),
+        "h3": ParagraphStyle("h3", base, fontName=bold, fontSize=9.5, spaceBefore=8, spaceAfter=4,
+                             keepWithNext=1),
         "finding": ParagraphStyle("finding", base, leftIndent=10, borderPadding=(3, 6, 3, 6),
                                   backColor=colors.HexColor("#f3f7fb"), spaceAfter=6),
         "notice": ParagraphStyle("notice", base, textColor=colors.HexColor("#8a5a00"),
@@ -109,8 +110,8 @@ def render_pdf(report: Report) -> bytes:
     story.append(_p("Findings", styles["h2"]))
     story += [_p(f, styles["finding"]) for f in report.findings] or [
         _p("No findings: the results hold nothing to compare.", styles["note"])]
-    if report.sites:
-        story += [_p("Sites", styles["h2"]), *_table(report.sites, styles)]
+    if report.sites:  # heading and table on one page
+        story.append(KeepTogether([_p("Sites", styles["h2"]), *_table(report.sites, styles)]))
     if report.tables:
         story.append(_p("Comparison", styles["h2"]))
         for table in report.tables:
@@ -118,7 +119,7 @@ def render_pdf(report: Report) -> bytes:
     if report.charts:
         story += [PageBreak(), _p("Charts", styles["h2"])]
         for chart in report.charts:
-            story += _chart(chart, styles, doc.width * 0.8, doc.height * 0.48)
+            story += _chart(chart, styles, doc.width * 0.8, doc.height * 0.43)
     if report.runs:
         story += [PageBreak(), _p("Runs", styles["h2"]), *_table(report.runs, styles)]
     if report.failures:
