@@ -9,8 +9,6 @@ from slurmkit.catalog import ModelArch
 from slurmkit.experiment import Experiment, JobSpec
 from slurmkit.site import Site
 
-PROVENANCE_SCHEMA_VERSION = 1
-
 
 def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model: ModelArch,
                 experiment: Experiment) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path

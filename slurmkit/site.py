@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from slurmkit.errors import ConfigError, Location
+from slurmkit.errors import ConfigError
 from slurmkit.resources import shipped_dir
 from slurmkit.yamlsource import Document, load_yaml, pydantic_problems
 
