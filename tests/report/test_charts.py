@@ -137,3 +137,16 @@ def test_no_pyplot_global_state():
             "from slurmkit.report import html, pdf, model;"
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_each_shape_gets_its_own_line_and_style(runs, make_run):
+    extra = [make_run("m7", n, s, 0, time_s=t, tps=v, tp=2)
+             for (n, s, t, v) in ((1, "A", 1100.0, 95.0), (2, "A", 700.0, 80.0))]
+    c = compare_runs(pd.concat([runs, pd.DataFrame(extra)]))
+    palette = charts.Palette.for_configs(c.configs, c.by)
+    fig = charts.time_to_target_chart(c.configs, palette)
+    m7 = _lines(fig.axes[0])
+    assert set(m7) == {"4 adapters · TP 1", "8 adapters · TP 1", "4 adapters · TP 2"}
+    assert m7["4 adapters · TP 2"][1] == [pytest.approx(1100 / 60), pytest.approx(700 / 60)]
+    styles = {c.get_label(): c.lines[0].get_linestyle() for c in fig.axes[0].containers}
+    assert styles["4 adapters · TP 1"] == styles["8 adapters · TP 1"] != styles["4 adapters · TP 2"]
