@@ -44,7 +44,7 @@ def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool,
     if report.skipped:
         click.echo(f"{len(report.skipped)} already submitted (skipped)")
     problems = [f"{run_id}: infeasible: {msg}" for run_id, msg in report.infeasible.items()]
-    problems += [f"{r.run_id}: sbatch failed: {r.error}" for r in report.failed]
+    problems += [f"{r.run_id}: {r.error}" for r in report.failed]
     if report.not_attempted:
         problems.append(f"controller unreachable; not submitted: {', '.join(report.not_attempted)} "
                         "(rerun `slurmkit submit` later)")

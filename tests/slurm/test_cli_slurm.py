@@ -65,8 +65,9 @@ def test_submit_failure_is_one_line_per_run_and_exit_2(run_dir, fake, run):
     fake.reject["scripts/beta.sbatch"] = "sbatch: error: Batch job submission failed: Invalid qos specification"
     result = run("submit", str(run_dir))
     assert result.exit_code == 2
-    assert "error: beta: sbatch failed: sbatch failed: sbatch: error: Batch job submission failed: " \
-           "Invalid qos specification" in result.output
+    assert result.output.splitlines() == [
+        "alpha: submitted job 100", "gamma: submitted job 101",
+        "error: beta: sbatch failed: sbatch: error: Batch job submission failed: Invalid qos specification"]
     assert "Traceback" not in result.output
 
 

@@ -45,6 +45,9 @@ def test_failing_job_records_its_exit_code(tmp_path, cluster, new_run_dir, wait)
     assert (records["ok"].state, records["ok"].exit_code) == ("COMPLETED", "0:0")
     assert (records["bad"].state, records["bad"].exit_code) == ("FAILED", "3:0")
     assert read_manifest(run_dir)["bad"].exit_code == "3:0"
+    again = submit_plan(run_dir, cluster, resubmit_failed=True)
+    assert [r.run_id for r in again.submitted] == ["bad"] and again.submitted[0].attempt == 2
+    assert again.submitted[0].job_id != records["bad"].job_id
 
 
 def test_time_limit_gives_timeout(tmp_path, cluster, new_run_dir, wait):
