@@ -129,3 +129,33 @@ def test_help_and_generate_import_no_heavy_modules(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
     assert (tmp_path / "run" / "plan.json").is_file()
+
+
+def test_strict_turns_warnings_into_errors(capsys, tmp_path):
+    exp = tmp_path / "e.yaml"
+    exp.write_text(Path(SMOKE).read_text().replace("seq_len: 64", "seq_len: 512"))
+    code, _, err = run(capsys, "generate", str(exp), "--dry-run")
+    assert code == 0 and err.startswith(f"warning: {exp}:")
+    assert "seq_len=512 is above the maximum of tiny-gpt (256)" in err
+    code, _, err = run(capsys, "generate", str(exp), "--dry-run", "--strict")
+    assert code == 2 and err.startswith(f"error: {exp}:") and "seq_len=512" in err
+
+
+def test_site_dir_and_templates_options(capsys, tmp_path):
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "mine.yaml").write_text((ROOT / "site-configs" / "local.yaml").read_text()
+                                     .replace("name: local", "name: mine"))
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "torchrun.sbatch.j2").write_text(
+        '{% extends "_base.sbatch.j2" %}\n{% block program %}\n  echo custom {{ command|qcommand }}\n{% endblock %}\n')
+    out = tmp_path / "out dir"
+    code, stdout, err = run(capsys, "generate", SMOKE, "--site", "mine", "--site-dir", str(sites),
+                            "--templates", str(templates), "--out", str(out))
+    assert code == 0, err
+    scripts = list((out / "scripts").glob("*.sbatch"))
+    assert len(scripts) == 2 and all("  echo custom -m slurmkit.trainer" in s.read_text() for s in scripts)
+    assert all("-n2-mine-" in s.name for s in scripts)
+    code, stdout, _ = run(capsys, "sites", "list", "--site-dir", str(sites))
+    assert any(line.startswith("mine ") for line in stdout.splitlines())
