@@ -103,27 +103,30 @@ def submit_plan(run_dir: Path, client: SlurmClient, *, only: tuple[str, ...] = (
             report.commands.append(f"cd {run_dir} && sbatch --parsable{dep} {job.script}")
             continue
         try:
-            outcome = client.submit(job.script, run_dir, dependency=dependency)
-        except SlurmCommandError as exc:
-            if exc.transient:  # retries exhausted: the controller is down, stop here
-                report.not_attempted = [j.run_id for j in jobs[jobs.index(job):]]
-                break
-            new = failed_record(job.run_id, record, str(exc))
-            report.failed.append(new)
-        else:
-            new = JobRecord(job.run_id, outcome.job_id, utc_now(), "PENDING",
-                            attempt=(record.attempt + 1) if record else 1,
-                            log_path=log_path_for(job.run_id, outcome.job_id))
-            report.submitted.append(new)
-            previous_job = outcome.job_id
+            new = submit_one(client, run_dir, job, record, dependency)
+        except SlurmCommandError:  # retries exhausted: the controller is down, stop here
+            report.not_attempted = [j.run_id for j in jobs[jobs.index(job):]]
+            break
+        (report.submitted if new.job_id else report.failed).append(new)
+        previous_job = new.job_id or previous_job
         records[job.run_id] = new
         write_manifest(run_dir, records)
     return report
 
 
-def failed_record(run_id: str, previous: JobRecord | None, error: str) -> JobRecord:
+def submit_one(client: SlurmClient, run_dir: Path, job: PlannedJob, previous: JobRecord | None,
+               dependency: str | None) -> JobRecord:
+    """sbatch one script: its new record, SUBMIT_FAILED when sbatch rejects it. A transient
+    error (the controller unreachable after the client's retries) is raised."""
     attempt = (previous.attempt + 1) if previous else 1
-    return JobRecord(run_id, None, utc_now(), SUBMIT_FAILED, attempt=attempt, error=error)
+    try:
+        outcome = client.submit(job.script, run_dir, dependency=dependency)
+    except SlurmCommandError as exc:
+        if exc.transient:
+            raise
+        return JobRecord(job.run_id, None, utc_now(), SUBMIT_FAILED, attempt=attempt, error=str(exc))
+    return JobRecord(job.run_id, outcome.job_id, utc_now(), "PENDING", attempt=attempt,
+                     log_path=log_path_for(job.run_id, outcome.job_id))
 
 
 def check_feasible(run_dir: Path, client: SlurmClient, jobs: list[PlannedJob]) -> SubmitReport:
