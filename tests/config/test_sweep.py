@@ -45,3 +45,25 @@ def test_include_only_and_empty_matrix():
 def test_values_keep_their_origin():
     combos = expand([("a", [Value(1, ("matrix", "a", 0))])], [{"b": Value(2, ("matrix", "include", 0, "b"))}])
     assert combos[0]["b"].origin == ("matrix", "include", 0, "b")
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+AXES = st.dictionaries(st.sampled_from("abcde"), st.lists(st.integers(0, 3), min_size=1, max_size=3, unique=True),
+                       min_size=1, max_size=4)
+
+
+@given(AXES, st.lists(st.dictionaries(st.sampled_from("abcdexy"), st.integers(0, 3), min_size=1, max_size=3),
+                      max_size=3))
+def test_properties(axes, excludes):
+    excludes = [{k: v for k, v in e.items() if k in axes} for e in excludes]
+    excludes = [e for e in excludes if e]
+    combos = plain(expand([(k, [V(x) for x in vals]) for k, vals in axes.items()],
+                          exclude=[{k: V(v) for k, v in e.items()} for e in excludes]))
+    total = 1
+    for vals in axes.values():
+        total *= len(vals)
+    assert len(combos) <= total and len({tuple(sorted(c.items())) for c in combos}) == len(combos)
+    assert not any(all(c[k] == v for k, v in e.items()) for c in combos for e in excludes)
+    if not excludes:
+        assert len(combos) == total
