@@ -59,6 +59,8 @@ def collect(run_dir: Path, client: SlurmClient, *, wait_s: float = 15) -> Collec
     out_dir = run_dir / ACCOUNTING_DIR
     report = CollectReport(None, status.accounting)
     report.unfinished = [r.run_id for r in records if not r.finished]
+    if not job_ids:
+        return report
     if status.accounting:
         finished_ids = [r.job_id for r in records if r.finished]
         text, missing = settled_sacct(client, finished_ids, wait_s) if finished_ids else ("", set())
@@ -67,8 +69,8 @@ def collect(run_dir: Path, client: SlurmClient, *, wait_s: float = 15) -> Collec
         report.pending_accounting = sorted(missing, key=int)
         report.accounting_file = out_dir / "sacct.txt"
         write_text_atomic(report.accounting_file, text or "|".join(SACCT_FIELDS) + "\n")
-    elif job_ids:
-        lines = [line for line in client_show_lines(client, job_ids)]
+    else:
+        lines = client_show_lines(client, job_ids)
         report.accounting_file = out_dir / "scontrol.txt"
         write_text_atomic(report.accounting_file, "".join(line + "\n" for line in lines))
     for record in records:

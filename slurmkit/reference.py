@@ -49,16 +49,27 @@ def gpu_key(name: object) -> str:
 
 def matching_reference(reference: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Reference rows of ``metric`` whose model, GPU, precision, task and sequence length match a
-    measured configuration (a null on the measured side never matches)."""
+    measured configuration, and its global batch when the source gives one (a null on the
+    measured side never matches)."""
     refs = reference[reference["metric"] == metric]
     if refs.empty or configs.empty:
         return refs.iloc[0:0]
-    measured = configs[["model", "gpu_model", "precision", "workload", "seq_len"]].dropna()
-    wanted = {(model_key(r.model), gpu_key(r.gpu_model), str(r.precision).lower(),
-               str(r.workload).lower(), int(r.seq_len)) for r in measured.itertuples()}
-    keys = zip(refs["model"].map(model_key), refs["gpu"].map(gpu_key),
-               refs["precision"].str.lower(), refs["task"].str.lower(), refs["seq_len"])
-    mask = [(m, g, p, t, int(s)) in wanted if s == s else False for m, g, p, t, s in keys]
+    measured = configs.reindex(columns=["model", "gpu_model", "precision", "workload", "seq_len", "gbs"]).dropna(
+        subset=["model", "gpu_model", "precision", "workload", "seq_len"])
+    shapes = {(model_key(r.model), gpu_key(r.gpu_model), str(r.precision).lower(),
+               str(r.workload).lower(), int(r.seq_len)): set() for r in measured.itertuples()}
+    for r in measured.itertuples():
+        key = (model_key(r.model), gpu_key(r.gpu_model), str(r.precision).lower(),
+               str(r.workload).lower(), int(r.seq_len))
+        shapes[key].add(int(r.gbs) if r.gbs == r.gbs and r.gbs is not pd.NA else None)
+    mask = []
+    for row in refs.itertuples():
+        key = (model_key(row.model), gpu_key(row.gpu), str(row.precision).lower(),
+               str(row.task).lower(), int(row.seq_len) if row.seq_len == row.seq_len else -1)
+        batches = shapes.get(key)
+        gbs = getattr(row, "gbs", None)
+        known = gbs is not None and gbs == gbs
+        mask.append(batches is not None and (not known or int(gbs) in batches))
     return refs[mask]
 
 

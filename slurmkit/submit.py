@@ -101,6 +101,7 @@ def submit_plan(run_dir: Path, client: SlurmClient, *, only: tuple[str, ...] = (
         if dry_run:
             dep = f" --dependency={dependency}" if dependency else ""
             report.commands.append(f"cd {run_dir} && sbatch --parsable{dep} {job.script}")
+            previous_job = f"<job of {job.run_id}>"
             continue
         try:
             new = submit_one(client, run_dir, job, record, dependency)

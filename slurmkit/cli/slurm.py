@@ -79,6 +79,9 @@ def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
     client = _client()
     while True:
         report = refresh(run_dir, client)
+        if not report.records and fmt == "table":
+            click.echo(f"nothing submitted from {run_dir} yet (slurmkit submit {run_dir})")
+            return
         if fmt == "json":
             click.echo(json.dumps({"accounting": report.accounting,
                                    "jobs": [asdict(r) for r in report.records.values()]}))
@@ -113,6 +116,9 @@ def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
     from slurmkit.collect import collect as collect_run
 
     report = collect_run(run_dir, _client())
+    if report.accounting_file is None:
+        click.echo(f"nothing submitted from {run_dir} yet (slurmkit submit {run_dir})")
+        return
     if report.accounting_file:
         click.echo(f"accounting: {report.accounting_file}")
     if not report.accounting:
@@ -120,6 +126,9 @@ def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
     click.echo(f"logs: {len(report.logs)} found, {len(report.missing_logs)} missing")
     for run_id in report.unfinished:
         click.echo(f"{run_id}: still running; collect again when it ends")
+    if report.pending_accounting:
+        click.echo(f"sacct has no final record yet for jobs {', '.join(report.pending_accounting)}; "
+                   "collect again in a minute")
     if no_parse or not report.logs:
         return
     _parse(run_dir, report.logs, results or run_dir / "results")

@@ -14,20 +14,19 @@ import re
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from slurmkit.parsers.base import Format
-from slurmkit.parsers.numbers import float_array, int_array
+from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 # Locates a bar state (up to its closing "]" or the next \r / \n); no groups.
 PATTERN = re.compile(rb"\| *\d+/\d+ \[[^\]\r\n]*")
 _VAL = r"[^,\]]*"
-# Pulls the fields out of a bar state (RE2, via Arrow); states without a loss do not match.
-FIELDS = (r"\| *(?P<step>\d+)/(?P<total>\d+) \[[^,\]]*"
-          r"(?:," + _VAL + r")*?"  # rate, v_num, smoothed loss: whatever precedes
-          r", *reduced_train_loss=(?P<loss>" + _VAL + r")"
-          r"(?:, *global_step=" + _VAL + r")?"
-          r"(?:, *consumed_samples=(?P<samples>" + _VAL + r"))?"
-          r"(?:, *train_step_timing in s=(?P<step_time>" + _VAL + r"))?",)
+# Pulls the fields out of each bar state (RE2, via Arrow), one small pattern per field.
+FIELDS = (r"\| *(?P<step>\d+)/(?P<total>\d+) \[",
+          r", *reduced_train_loss=(?P<loss>" + _VAL + r")",
+          r", *consumed_samples=(?P<samples>" + _VAL + r")",
+          r", *train_step_timing in s=(?P<step_time>" + _VAL + r")")
 
 
 class NeMo1(Format):
@@ -38,9 +37,17 @@ class NeMo1(Format):
     done_markers = (b"Trainer.fit` stopped", b"Trainer.fit stopped")
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
-        return {"step": int_array(raw["step"]), "loss": float_array(raw["loss"]),
+        loss = float_array(raw["loss"])
+        # a state without a loss (validation bar, other tqdm bar) is not a training step
+        step = pc.if_else(pc.is_valid(loss), int_array(raw["step"]), pa.scalar(None, pa.int64()))
+        return {"step": step, "loss": loss,
                 "consumed_samples": int_array(raw["samples"]),
                 "step_time_s": float_array(raw["step_time"])}
+
+    def total_steps(self, raw: dict[str, Any]) -> int | None:
+        """N of the last training bar (validation bars have their own n/N)."""
+        training = pc.is_valid(text_array(raw["loss"]))
+        return super().total_steps({"total": pc.filter(raw["total"], training)})
 
 
 FORMAT = NeMo1()

@@ -99,7 +99,8 @@ def test_collect_without_parse(run_dir, fake, run):
 
 def test_missing_run_dir_is_one_line(tmp_path, run):
     result = run("status", str(tmp_path / "nope"))
-    assert result.exit_code == 0  # no manifest yet: nothing submitted
+    assert result.output == f"nothing submitted from {tmp_path / 'nope'} yet (slurmkit submit {tmp_path / 'nope'})\n"
+    assert run("collect", str(tmp_path / "nope")).output.startswith("nothing submitted from")
     result = run("submit", str(tmp_path / "nope"))
     assert result.exit_code == 2 and result.output.startswith("error: ")
     assert "no plan.json here" in result.output

@@ -79,6 +79,8 @@ def test_only_and_unknown_run_id(run_dir, fake):
 def test_dry_run_submits_and_writes_nothing(run_dir, fake):
     report = submit_plan(run_dir, fake, dry_run=True, chain=True)
     assert report.commands[0] == f"cd {run_dir} && sbatch --parsable scripts/alpha.sbatch"
+    assert report.commands[1] == \
+        f"cd {run_dir} && sbatch --parsable --dependency=afterany:<job of alpha> scripts/beta.sbatch"
     assert fake.calls == [] and not (run_dir / "manifest.jsonl").exists()
 
 
