@@ -186,8 +186,10 @@ def test_carriage_returns_and_ansi(tmp_path: Path):
            "global_step={g}.0, consumed_samples={c}.0, train_step_timing in s=0.500]")
     text = "".join("\r" + bar.format(p=25 * n, n=n, l=5.0 - n, g=n - 1, c=n * 8) for n in range(1, 5))
     text += "\r" + bar.format(p=100, n=4, l=1.0, g=3, c=32) + "[NeMo I x] glued\n"
+    text += "".join(f"\rValidation DataLoader 0: {20 * j}%|#| {j}/5 [00:0{j}<00:05]" for j in range(6))
     log = read_log(_write(tmp_path, text.encode()))
     assert col(log, "step") == [1, 2, 3, 4] and col(log, "loss")[-1] == 1.0
+    assert log.steps_target == 4  # not the validation bar's 5
     titan = ("\x1b[31mstep: {s:2d}  \x1b[32mloss:  7.{s}000  \x1b[33mmemory: 10.00GiB(9.00%)  "
              "\x1b[34mtps: 10,050  \x1b[36mtflops: 300.00  \x1b[35mmfu: 13.99%\x1b[39m\n")
     body = "".join(f"[titan] 2026-02-24 19:46:1{s},000 - root - INFO - " + titan.format(s=s) for s in (1, 2))
