@@ -79,8 +79,21 @@ def text_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
 
+def _direct_cast(values: Iterable[bytes | str | None] | pa.Array, dtype: pa.DataType) -> pa.Array | None:
+    """The common case in one Arrow call: a string array of plain numbers. None otherwise."""
+    if not isinstance(values, pa.Array) or not pa.types.is_string(values.type):
+        return None
+    try:
+        return pc.cast(values, dtype)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
 def float_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
     """A float64 Arrow array from raw tokens: Arrow's parser first, the lexer where it fails."""
+    direct = _direct_cast(values, pa.float64())
+    if direct is not None:
+        return direct
     text = text_array(values)
     try:
         return pc.cast(text, pa.float64())
@@ -90,6 +103,9 @@ def float_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
 
 def int_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
     """An int64 array from tokens (``9e+3`` and ``794.0`` included); NaN/inf become null."""
+    direct = _direct_cast(values, pa.int64())
+    if direct is not None:
+        return direct
     floats = float_array(values)
     finite = pc.and_(pc.is_finite(floats), pc.less(pc.abs(floats), 9.2e18))
     cleaned = pc.if_else(finite, floats, pa.scalar(None, pa.float64()))
