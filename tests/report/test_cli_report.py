@@ -115,3 +115,20 @@ def test_demo_runs_the_whole_pipeline_offline(capsys, tmp_path):
     # rerunning rebuilds the same results, not duplicates
     code, out, _ = run(capsys, "demo", "--out", str(tmp_path / "demo"))
     assert code == 0 and "parsed 17 logs" in out
+
+
+@pytest.mark.parametrize("case", ["all_failed", "one_run", "no_pairs"])
+def test_report_on_bad_input_says_so_without_traceback(capsys, tmp_path, runs, steps, write, case):
+    chosen = {"all_failed": runs.assign(status="failed", failure_reason="oom"),
+              "one_run": runs.iloc[[0]], "no_pairs": runs[runs["site"] != "B"]}[case]
+    folder = write(tmp_path / case, chosen, steps)
+    code, out, err = run(capsys, "report", str(folder), "-o", str(tmp_path / "r.html"),
+                         "--pdf", str(tmp_path / "r.pdf"))
+    assert code == 0 and err == ""
+    html = (tmp_path / "r.html").read_text()
+    expected = {"all_failed": "None of the 11 runs completed", "one_run": "The results hold a single run",
+                "no_pairs": "no runs pair up"}[case]
+    assert expected in html
+    drawn = int(out.splitlines()[-1].split(" findings, ")[1].split()[0])
+    assert html.count("<svg") == drawn and (drawn == 0) == (case == "all_failed")
+    assert "Not drawn:" in html or case == "no_pairs"

@@ -25,7 +25,7 @@ def test_names_normalise():
 
 def test_match_needs_model_gpu_precision_task_and_sequence():
     configs = pd.DataFrame([dict(model="llama2-7b", gpu_model="H100 SXM", precision="bf16",
-                                 workload="pretrain", seq_len=4096)])
+                                 workload="pretrain", seq_len=4096, gbs=128)])
     found = matching_reference(load_reference(), configs, "tokens_per_s_per_gpu")
     assert list(found["value"]) == [11088]
     assert "derived from published" in reference_label(found.iloc[0])
@@ -33,3 +33,11 @@ def test_match_needs_model_gpu_precision_task_and_sequence():
     assert matching_reference(load_reference(), other, "tokens_per_s_per_gpu").empty
     nulls = configs.assign(gpu_model=None)
     assert matching_reference(load_reference(), nulls, "tokens_per_s_per_gpu").empty
+
+
+def test_a_published_global_batch_must_match_too():
+    configs = pd.DataFrame([dict(model="llama2-7b", gpu_model="H100 SXM", precision="fp8",
+                                 workload="pretrain", seq_len=4096, gbs=256)])
+    assert matching_reference(load_reference(), configs, "tokens_per_s_per_gpu").empty
+    found = matching_reference(load_reference(), configs.assign(gbs=128), "tokens_per_s_per_gpu")
+    assert sorted(found["value"]) == [16154, 16934]
