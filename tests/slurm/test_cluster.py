@@ -7,7 +7,6 @@ is not there; on CI (CI=true) an unavailable cluster fails them (see conftest.cl
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
@@ -65,10 +64,9 @@ def test_chain_runs_jobs_one_after_another(tmp_path, cluster, new_run_dir, wait)
     squeue = subprocess.run(["squeue", "-h", "-j", second, "-o", "%E"], capture_output=True, text=True)
     assert f"afterany:{first}" in squeue.stdout
     wait(run_dir, cluster)
-    time.sleep(1)
-    acct = {r["JobID"]: r for r in parse_parsable2(cluster.sacct([first, second], ("JobID", "Start", "End"),
-                                                                 allocations_only=True))}
-    assert acct[second]["Start"] >= acct[first]["End"]
+    text, missing = settled_sacct(cluster, [first, second], wait_s=20)  # accounting lags a little
+    acct = {r["JobID"]: r for r in parse_parsable2(text)}
+    assert missing == set() and acct[second]["Start"] >= acct[first]["End"]
 
 
 def test_test_only_rejects_infeasible_jobs(tmp_path, cluster, new_run_dir, wait):
