@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from slurmkit.plan import make_plan
-from slurmkit.render import Renderer, shell_quote
+from slurmkit.render import Renderer, shell_quote, write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURMKIT = [sys.executable, "-m", "slurmkit"]
@@ -114,6 +114,10 @@ def bench_rendering(experiment: Path) -> None:
           f" ({n / t_format:,.0f}/s); jinja at {100 * t_format / t_jinja:.0f}% of str.format's speed")
     t_plan = best_of(lambda: make_plan(experiment), repeat=1)
     print(f"make_plan (load, expand, validate, estimate, render) of {n} points: {t_plan:.3f} s")
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        write_plan(plan, out)
+        print(f"write_plan of {n} scripts into a fresh folder (file-system work): {time.perf_counter() - start:.3f} s")
 
 
 def bench_command(experiment: Path, out: Path) -> None:
@@ -160,7 +164,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         experiment = tmp / "bench.yaml"
         experiment.write_text(sweep_yaml(args.points))
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+              " (other work on the machine inflates every number)")
         bench_rendering(experiment)
         bench_command(experiment, tmp / "run")
         bench_imports(tmp)
