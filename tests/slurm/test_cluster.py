@@ -134,3 +134,16 @@ def test_without_accounting_status_and_collect_use_squeue_and_scontrol(tmp_path,
     text = collected.accounting_file.read_text()
     assert collected.accounting_file.name == "scontrol.txt" and not (run_dir / "accounting/sacct.txt").exists()
     assert f"JobId={report.records['broke'].job_id} JobName=broke JobState=FAILED ExitCode=4:0" in text
+
+
+def test_nothing_can_leave_the_machine(tmp_path, cluster, new_run_dir, wait):
+    """The head namespace (this process) and every node have no route off the machine."""
+    probe = "ip route get 192.0.2.123"  # TEST-NET-1: never answered, only routed or not
+    assert subprocess.run(probe.split(), capture_output=True).returncode != 0
+    nodes = int(subprocess.run(["sinfo", "-h", "-o", "%D"], capture_output=True, text=True).stdout)
+    body = f"srun -n {nodes} --ntasks-per-node=1 sh -c 'if {probe}; then exit 9; fi; echo isolated $(hostname)'"
+    run_dir = new_run_dir(tmp_path, ["probe"], body, {"probe": [f"--nodes={nodes}"]})
+    submit_plan(run_dir, cluster)
+    record = wait(run_dir, cluster).records["probe"]
+    log = (run_dir / record.log_path).read_text()
+    assert record.state == "COMPLETED" and log.count("isolated node") == nodes, log
