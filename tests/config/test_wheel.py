@@ -26,6 +26,12 @@ def test_wheel_contains_shipped_data(wheel):
         assert shipped and {f"slurmkit/_data/{folder}/{n}" for n in shipped} <= names
 
 
+def test_wheel_declares_the_console_script(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        entry_points = next(n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        assert "slurmkit = slurmkit.cli:main" in zf.read(entry_points).decode()
+
+
 def test_installed_package_works_from_another_directory(wheel, tmp_path):
     target = tmp_path / "site-packages"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
