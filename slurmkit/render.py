@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from slurmkit.atomic import write_text_atomic
-from slurmkit.errors import ConfigError, Location
+from slurmkit.errors import ConfigError, Location, SlurmkitError
 from slurmkit.resources import shipped_dir
 
 
@@ -103,6 +103,9 @@ def write_plan(plan: Any, out_dir: Path | str) -> WriteSummary:
     gc.disable()  # as in make_plan: a large plan makes every cyclic collection rescan it
     try:
         return _write_plan(plan, Path(out_dir))
+    except OSError as exc:
+        raise SlurmkitError(f"cannot write the run directory: {exc.strerror}: {exc.filename}",
+                            location=Location(str(out_dir)), hint="choose another --out") from None
     finally:
         if enabled:
             gc.enable()

@@ -159,3 +159,12 @@ def test_site_dir_and_templates_options(capsys, tmp_path):
     assert all("-n2-mine-" in s.name for s in scripts)
     code, stdout, _ = run(capsys, "sites", "list", "--site-dir", str(sites))
     assert any(line.startswith("mine ") for line in stdout.splitlines())
+
+
+def test_unwritable_out_is_a_clear_error(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = run(capsys, "generate", SMOKE, "--out", str(blocker / "run"))
+    assert code == 2
+    assert err == (f"error: {blocker / 'run'}: cannot write the run directory: Not a directory:"
+                   f" {blocker / 'run' / 'scripts'} (hint: choose another --out)\n")
