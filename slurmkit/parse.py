@@ -159,10 +159,11 @@ def _set_status(row: dict[str, Any], log: ParsedLog, steps: Any, acct: JobAccoun
 
 
 def parse_file(path: Path, out_dir: Path, fmt: str, warmup_steps: int | None,
-               ctx: RunContext) -> dict[str, Any]:
+               ctx: RunContext, workers: int = 1) -> dict[str, Any]:
     """Parse one log and write its rows; returns its summary (``understood`` False when the
-    file holds nothing slurmkit recognises; nothing is written then)."""
-    log = read_log(path, None if fmt == "auto" else fmt)
+    file holds nothing slurmkit recognises; nothing is written then). ``workers``: processes
+    a big log may be split over (see read_log)."""
+    log = read_log(path, None if fmt == "auto" else fmt, workers=workers)
     understood = bool(log.format and log.steps.num_rows) or log.failure is not None or bool(log.provenance)
     if not understood:
         return {"source_file": str(path), "understood": False, "warnings": log.warnings}
@@ -200,16 +201,18 @@ def parse_paths(paths: Iterable[str | Path], out_dir: Path | str, fmt: str = "au
 
 
 def _run_all(jobs: list[tuple], on_done: Callable[[dict[str, Any]], None] | None) -> Iterable[dict[str, Any]]:
-    """Parse files, on two worker processes when there is enough to gain."""
+    """Parse files, on two worker processes when there is enough to gain: several files
+    share out over a pool; a lone big file is split in two (read_log)."""
     total = sum(f.stat().st_size for f, *_ in jobs)
-    if len(jobs) > 1 and total >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1:
-        with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            for summary in pool.map(_parse_job, jobs):
+    workers = min(2, os.cpu_count() or 1)
+    if len(jobs) > 1 and total >= PARALLEL_MIN_BYTES and workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for summary in pool.map(_parse_job, [(*job, 1) for job in jobs]):
                 on_done and on_done(summary)
                 yield summary
         return
     for job in jobs:
-        summary = _parse_job(job)
+        summary = _parse_job((*job, workers))
         on_done and on_done(summary)
         yield summary
 

@@ -56,6 +56,7 @@ class Format:
     fields: tuple[str, ...] | None = None  # RE2 patterns with named groups, searched in each
     #                                        record's text (one small pattern per field is faster)
     strip_bare_ansi: bool = False
+    splittable: bool = True       # no state carried between ranges: halves can be parsed apart
 
     def __init__(self) -> None:
         # run-level facts a format reads off its records (status, time_to_train_s...)

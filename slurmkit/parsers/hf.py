@@ -24,6 +24,7 @@ class HuggingFace(Format):
     name = "hf"
     keyword = b"{'loss': "
     pattern = PATTERN
+    splittable = False  # records are numbered across the whole file
     done_markers = (b"'train_loss'",)  # only in the final summary dict
 
     def __init__(self) -> None:

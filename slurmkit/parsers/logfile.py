@@ -9,12 +9,14 @@ restart detection (a step lower than the one before starts restart index + 1) an
 from __future__ import annotations
 
 import json
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from slurmkit.parsers import detect_format, new_format
 from slurmkit.parsers.base import STEP_TYPES, Format
@@ -41,12 +43,14 @@ class ParsedLog:
     warnings: list[str] = field(default_factory=list)
 
 
-def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES) -> Iterator[tuple[bytes, int, bool]]:
-    """(chunk, number of its first line, whether a too-long line was cut) for a binary file.
+def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES,
+                end: int | None = None) -> Iterator[tuple[bytes, int, bool]]:
+    """(chunk, number of its first line, whether a too-long line was cut) for a binary file,
+    from its current position to ``end`` (default: EOF); lines are counted from 1 there.
     Each chunk ends at a line break (\\n or \\r) unless one line fills a whole range."""
     carry, line = b"", 1
     while True:
-        data = fh.read(size)
+        data = fh.read(size if end is None else max(0, min(size, end - fh.tell())))
         if not data:
             break
         cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
@@ -83,24 +87,101 @@ def limit_heap_growth() -> None:
         pass
 
 
+SPLIT_MIN_BYTES = 256 * 2**20  # logs this big are read by two processes, one half each
+
+
+@dataclass
+class _Segment:
+    """What one stretch of a log gave; line numbers count from the segment's first line."""
+
+    parts: list[pa.Table] = field(default_factory=list)
+    lines: int = 0                      # line breaks in the segment
+    provenance: dict[str, Any] | None = None
+    steps_target: int | None = None
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+    tail: list[tuple[bytes, int]] = field(default_factory=list)
+    format: Format | None = None
+
+
 def read_log(path: Path | str, fmt_name: str | None = None,
-             range_bytes: int = RANGE_BYTES) -> ParsedLog:
-    """Parse one log. ``fmt_name`` forces a format; otherwise it is detected from the file."""
+             range_bytes: int = RANGE_BYTES, workers: int = 1) -> ParsedLog:
+    """Parse one log. ``fmt_name`` forces a format; otherwise it is detected from the file.
+    With ``workers`` > 1, a log of SPLIT_MIN_BYTES or more whose format carries no state
+    from one range to the next is read by two processes, one half each."""
     path = Path(path)
     fmt: Format | None = new_format(fmt_name) if fmt_name else None
-    log = ParsedLog(path, None, empty_steps())
-    parts: list[pa.Table] = []
-    tail: list[tuple[bytes, int]] = []
+    size = path.stat().st_size
+    if workers > 1 and size >= SPLIT_MIN_BYTES:
+        fmt = fmt or _detect_head(path, range_bytes)
+        if fmt is not None and fmt.splittable:
+            # two processes at once: half-size ranges keep their memory together flat
+            return _read_split(path, fmt, size, max(range_bytes // 2, 1024))
+    seg = _read_segment(path, fmt, 0, size, range_bytes, keep_tail=True)
+    return _finish(path, seg.format, [seg], seg.tail)
+
+
+def _read_segment(path: Path, fmt: Format | None, start: int, end: int, range_bytes: int,
+                  keep_tail: bool) -> _Segment:
+    seg = _Segment(format=fmt)
     with open(path, "rb") as fh:
-        for chunk, first_line, is_cut in iter_ranges(fh, range_bytes):
+        fh.seek(start)
+        for chunk, first_line, is_cut in iter_ranges(fh, range_bytes, end):
             if is_cut:
-                log.warnings.append(f"{path}:{first_line}: line longer than {range_bytes} bytes, cut")
-            if log.provenance is None and PROVENANCE_TAG in chunk:
-                log.provenance = _provenance(chunk, path, first_line, log.warnings)
-            fmt = fmt or detect_format(chunk)
-            if fmt is not None:
-                _scan_range(fmt, chunk, first_line, parts, log)
-            tail = (tail + [(chunk, first_line)])[-2:]
+                seg.warnings.append((first_line, f"line longer than {range_bytes} bytes, cut"))
+            if seg.provenance is None and PROVENANCE_TAG in chunk:
+                seg.provenance = _provenance(chunk, first_line, seg.warnings)
+            seg.format = seg.format or detect_format(chunk)
+            if seg.format is not None:
+                _scan_range(seg.format, chunk, first_line, seg)
+            seg.lines = first_line - 1 + chunk.count(b"\n")
+            if keep_tail:
+                seg.tail = (seg.tail + [(chunk, first_line)])[-2:]
+    return seg
+
+
+def _segment_job(path: Path, fmt_name: str, start: int, end: int, range_bytes: int) -> _Segment:
+    """The second half of a split log, in a worker process (returns no tail: the parent
+    reads the end of the file itself)."""
+    return _read_segment(path, new_format(fmt_name), start, end, range_bytes, keep_tail=False)
+
+
+def _read_split(path: Path, fmt: Format, size: int, range_bytes: int) -> ParsedLog:
+    with open(path, "rb") as fh:
+        fh.seek(size // 2)
+        fh.readline()
+        mid = fh.tell()  # the first line start after the middle
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        second = pool.submit(_segment_job, path, fmt.name, mid, size, range_bytes)
+        first = _read_segment(path, fmt, 0, mid, range_bytes, keep_tail=False)
+        segments = [first, second.result()]
+    tail = _read_tail(path, size, int(range_bytes * 1.5), first.lines + segments[1].lines)
+    return _finish(path, fmt, segments, tail)
+
+
+def _read_tail(path: Path, size: int, nbytes: int, total_breaks: int) -> list[tuple[bytes, int]]:
+    """The end of a file from a line start, with the number of its first line."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - nbytes))
+        if size > nbytes:
+            fh.readline()
+        chunk = fh.read()
+    return [(chunk, total_breaks - chunk.count(b"\n") + 1)] if chunk else []
+
+
+def _finish(path: Path, fmt: Format | None, segments: list[_Segment],
+            tail: list[tuple[bytes, int]]) -> ParsedLog:
+    """Join segments (shifting their line numbers), then tail facts, restarts, dedupe."""
+    log = ParsedLog(path, None, empty_steps())
+    parts, offset = [], 0
+    for seg in segments:
+        for table in seg.parts:
+            lines = pc.add(table.column("source_line"), offset)
+            parts.append(table.set_column(table.schema.get_field_index("source_line"),
+                                          "source_line", lines))
+        log.warnings += [f"{path}:{line + offset}: {msg}" for line, msg in seg.warnings]
+        log.provenance = log.provenance or seg.provenance
+        log.steps_target = seg.steps_target or log.steps_target
+        offset += seg.lines
     if tail and not tail[-1][0].endswith((b"\n", b"\r")):
         last = tail[-1][1] + tail[-1][0].count(b"\n")
         log.warnings.append(f"{path}:{last}: last line has no line break (log cut mid-line)")
@@ -114,20 +195,24 @@ def read_log(path: Path | str, fmt_name: str | None = None,
     return log
 
 
-def _scan_range(fmt: Format, chunk: bytes, first_line: int, parts: list[pa.Table],
-                log: ParsedLog) -> None:
+def _detect_head(path: Path, range_bytes: int) -> Format | None:
+    with open(path, "rb") as fh:
+        return detect_format(fh.read(range_bytes))
+
+
+def _scan_range(fmt: Format, chunk: bytes, first_line: int, seg: _Segment) -> None:
     if fmt.keyword not in chunk:
         return
     clean = fmt.clean(chunk)
     raw = fmt.scan(clean)
     if not raw:
         return
-    log.steps_target = fmt.total_steps(raw) or log.steps_target
+    seg.steps_target = fmt.total_steps(raw) or seg.steps_target
     columns = fmt.columns(raw)
     n = len(next(iter(columns.values())))
     if n == len(raw["pos"]):
         columns["source_line"] = pa.array(_line_numbers(clean, raw["pos"], first_line), pa.int64())
-    parts.append(_conform(columns, n))
+    seg.parts.append(_conform(columns, n))
 
 
 def _line_numbers(chunk: bytes, positions: list[int], first_line: int) -> list[int]:
@@ -180,8 +265,8 @@ def _tail_failure(tail: list[tuple[bytes, int]]) -> Failure | None:
     return find_failure(chunk, first_line)
 
 
-def _provenance(chunk: bytes, path: Path, first_line: int,
-                warnings: list[str]) -> dict[str, Any] | None:
+def _provenance(chunk: bytes, first_line: int,
+                warnings: list[tuple[int, str]]) -> dict[str, Any] | None:
     pos = chunk.find(PROVENANCE_TAG)
     end = chunk.find(b"\n", pos)
     text = chunk[pos + len(PROVENANCE_TAG):end if end >= 0 else len(chunk)].strip()
@@ -189,6 +274,6 @@ def _provenance(chunk: bytes, path: Path, first_line: int,
         record = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         line = first_line + chunk.count(b"\n", 0, pos)
-        warnings.append(f"{path}:{line}: unreadable provenance line ({exc})")
+        warnings.append((line, f"unreadable provenance line ({exc})"))
         return None
     return record if isinstance(record, dict) else None

@@ -25,6 +25,7 @@ class MLLog(Format):
     name = "mllog"
     keyword = b":::MLLOG"
     pattern = PATTERN
+    splittable = False  # global_batch_size, logged once, is needed by later records
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
         step, step_time, time_ms = [], [], []

@@ -28,6 +28,7 @@ class Torchtitan(Format):
     name = "torchtitan"
     keyword = b"step:"
     pattern = PATTERN
+    splittable = False  # step time comes from the previous record
     lookbehind = 48  # "[titan] 2026-02-24 19:46:17,508 - root - INFO - "
     strip_bare_ansi = True
 

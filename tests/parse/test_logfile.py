@@ -249,3 +249,23 @@ def test_failure_followed_by_a_finished_restart_is_no_failure(tmp_path: Path):
             + "[after training is done] datetime: 2024-05-03 16:09:06\n")
     log = read_log(_write(tmp_path, text.encode()))
     assert log.failure is None and log.done
+
+
+def test_split_read_equals_serial_read(tmp_path: Path, monkeypatch):
+    from slurmkit.parsers import logfile
+
+    prov = 'SLURMKIT_PROVENANCE {"run_id": "r", "params": {}}\n'
+    steps = list(range(1, 300)) + list(range(250, 400))  # a restart in the second half
+    body = "".join(MEGA.format(s=s, c=s, t=10.0 + s % 7, l=2.0) + "noise\n" * (s % 3) for s in steps)
+    text = prov + body[:30000] + "y" * 3000 + "\n" + body[30000:] + "srun: error: n1: task 0: Exited with exit code 1"
+    path = _write(tmp_path, text.encode())
+    serial = read_log(path, range_bytes=1024)
+    monkeypatch.setattr(logfile, "SPLIT_MIN_BYTES", 1000)
+    split = read_log(path, range_bytes=2048, workers=2)  # halves use half-size ranges
+    assert split.steps.equals(serial.steps) and split.steps.num_rows == 299 + 150
+    assert max(col(split, "restart")) == 1
+    assert (split.warnings, split.provenance, split.failure) == (serial.warnings, serial.provenance, serial.failure)
+    assert split.failure.reason == "launch_error"
+    assert [w.split(": ", 1)[1] for w in split.warnings] == [
+        "line longer than 1024 bytes, cut", "line longer than 1024 bytes, cut",
+        "last line has no line break (log cut mid-line)"]
