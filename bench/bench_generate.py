@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from slurmkit.plan import make_plan
-from slurmkit.render import Renderer, shell_quote, write_plan
+from slurmkit.render import Renderer, shell_command, shell_quote, write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURMKIT = [sys.executable, "-m", "slurmkit"]
@@ -88,7 +88,7 @@ def format_job(ctx: dict) -> str:
         setup="".join(f"{line}\n" for line in ctx["setup"]),
         run_id_json=shell_quote(ctx["run_id_json"]), params_json=shell_quote(ctx["params_json"]),
         srun=srun_text, python=shell_quote(ctx["python"]),
-        command=" \\\n    ".join(" ".join(shell_quote(a) for a in group) for group in ctx["command"]))
+        command=shell_command(ctx["command"]))  # the same quoting helper as the template filter
 
 
 def best_of(fn, repeat: int = 3) -> float:

@@ -36,9 +36,18 @@ def shell_quote(value: Any) -> str:
     return _quote_str(str(value))
 
 
+@functools.lru_cache(maxsize=65536)
+def _quote_group(group: tuple[Any, ...]) -> str:
+    return " ".join(shell_quote(a) for a in group)
+
+
 def shell_command(groups: list[list[Any]]) -> str:
-    """A quoted command line, one group (an option and its values) per continued line."""
-    return " \\\n    ".join(" ".join(shell_quote(a) for a in group) for group in groups)
+    """A quoted command line, one group (an option and its values) per continued line.
+
+    Most groups repeat from job to job of a sweep (``--bf16``, ``trainer.devices=8``), so each
+    group's quoted text is cached.
+    """
+    return " \\\n    ".join([_quote_group(tuple(group)) for group in groups])
 
 
 @functools.lru_cache(maxsize=8)
