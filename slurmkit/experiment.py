@@ -184,6 +184,11 @@ def _entries(doc: Document, name: str, problems: list[Problem], allowed: frozens
 
 def point_spec(loaded: LoadedExperiment, point: Combination) -> tuple[JobSpec | None, list[Problem]]:
     """Validate one point's fields; problems point at the YAML line each value came from."""
+    if "site" not in point:  # an include entry that matched nothing became its own combination
+        entry = next((v.origin[:3] for v in point.values() if v.origin[:2] == ("matrix", "include")), ())
+        return None, [Problem("this include entry matches no combination, so it is a new job, but it names"
+                              " no site", loaded.doc.location(entry),
+                              "add `site: NAME` to it, or make its values match an existing combination")]
     values: dict[str, Any] = {k: v.value for k, v in point.items()}
     try:
         return JobSpec.model_validate(values), []

@@ -55,7 +55,6 @@ class Plan:
         return f'{text[:-1]},\n"jobs":[\n{jobs}\n]}}\n'
 
 
-
 def make_plan(experiment: Path | str, sites: list[str] | None = None, *, templates_dir: Path | str | None = None,
               strict: bool = False, site_dirs: list[Path] | None = None) -> Plan:
     """Load, expand, check and render an experiment; raise ConfigError with every problem."""
@@ -114,8 +113,8 @@ def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
     table: dict[str, tuple[Site, str]] = {}
     problems: list[Problem] = []
     for point in loaded.points:
-        value = point["site"]
-        if not isinstance(value.value, str) or value.value in table:
+        value = point.get("site")
+        if value is None or not isinstance(value.value, str) or value.value in table:
             continue
         try:
             site, _ = load_site(value.value, site_dirs, Path(loaded.file).parent)

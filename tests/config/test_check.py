@@ -156,3 +156,17 @@ def test_unknown_model(lines_of):
 def test_unknown_site_points_at_sites(lines_of):
     path, lines = lines_of({"sites: [xe9680-8cx7]": "sites: [nowhere]"})
     assert lines[0].startswith(f"error: {path}:3:9: unknown site 'nowhere' (hint: known sites:")
+
+
+def test_include_that_adds_a_job_needs_a_site(lines_of):
+    path, lines = lines_of({"seq_len: 4096": "seq_len: 4096\nmatrix:\n  nodes: [1, 2]\n  include:\n    - {nodes: 4, tp: 2}"})
+    assert lines == [f"error: {path}:17:7: this include entry matches no combination, so it is a new job, but it"
+                     " names no site (hint: add `site: NAME` to it, or make its values match an existing combination)"]
+
+
+def test_include_with_a_site_adds_a_job(lines_of, tmp_path):
+    path, lines = lines_of({"seq_len: 4096": "seq_len: 4096\nmatrix:\n  nodes: [1, 2]\n  include:\n"
+                                              "    - {nodes: 4, tp: 2, site: xe9680-8cx7}"})
+    assert lines == []
+    plan = make_plan(path)
+    assert [(j.params["nodes"], j.params["tp"]) for j in plan.jobs] == [(1, 1), (2, 1), (4, 2)]
