@@ -109,3 +109,29 @@ def test_any_experiment_plans_or_raises_config_error(data):
         except ConfigError as exc:
             assert exc.lines() and all(line.startswith("error: ") or line.startswith("warning: ")
                                        for line in exc.lines())
+
+
+SWEEP_FIELDS = ["nodes", "tp", "pp", "vpp", "mbs", "gbs", "seq_len", "steps", "warmup_steps", "parallel",
+                "launcher", "workload", "model", "dataset", "precision", "site", "sequence_parallel"]
+SWEEP_VALUES = st.one_of(st.integers(-1, 70), st.booleans(), st.none(), st.sampled_from(
+    ["ddp", "fsdp", "nemo", "megatron", "torchrun", "pretrain", "sft", "lora", "llama2-7b", "tiny-gpt",
+     "dolly", "synthetic", "bf16", "fp8", "local", "xe9680-8cx7", "x y", "$(id)", "a\nb"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(axes=st.dictionaries(st.sampled_from(SWEEP_FIELDS), st.lists(SWEEP_VALUES, min_size=0, max_size=3), max_size=3),
+       include=st.lists(st.dictionaries(st.sampled_from(SWEEP_FIELDS), SWEEP_VALUES, max_size=3), max_size=3),
+       exclude=st.lists(st.dictionaries(st.sampled_from(SWEEP_FIELDS), SWEEP_VALUES, max_size=2), max_size=2))
+def test_any_matrix_plans_or_raises_config_error(axes, include, exclude):
+    data = {"schema_version": 1, "name": "fuzz", "sites": ["local"], "workload": "pretrain",
+            "launcher": "torchrun", "model": "tiny-gpt", "nodes": 2, "steps": 20, "mbs": 1, "gbs": 8,
+            "seq_len": 32, "warmup_steps": 2, "matrix": {**axes, "include": include, "exclude": exclude}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "e.yaml"
+        path.write_text(yaml.safe_dump(data))
+        try:
+            plan = make_plan(path)
+        except ConfigError as exc:
+            assert exc.lines() and all(line.startswith(("error: ", "warning: ")) for line in exc.lines())
+            return
+        assert all(job.text.startswith("#!/bin/bash\n") for job in plan.jobs)
