@@ -6,6 +6,7 @@ typed adapter fields: one HCA per adapter in ``NCCL_IB_HCA`` and ``UCX_NET_DEVIC
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from slurmkit.catalog import ModelArch
@@ -90,10 +91,24 @@ def nemo_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths, run_
     o += [f"exp_manager.name={run_id}", "exp_manager.create_wandb_logger=False",
           f"exp_manager.create_checkpoint_callback={paths.checkpoint_dir is not None}"]
     if paths.checkpoint_dir:
-        o += [f"exp_manager.exp_dir={paths.checkpoint_dir}", "exp_manager.resume_if_exists=True",
+        o += [f"exp_manager.exp_dir={hydra_value(paths.checkpoint_dir)}", "exp_manager.resume_if_exists=True",
               "exp_manager.resume_ignore_no_checkpoint=True",
               f"exp_manager.checkpoint_callback_params.every_n_train_steps={spec.checkpoint_interval}"]
     return [[arg] for arg in head + o]
+
+
+_HYDRA_PLAIN = re.compile(r"[\w./:+@%~-]+")
+
+
+def hydra_value(text: str) -> str:
+    """A string as a Hydra override value: bare when plain, else single-quoted (Hydra's escapes),
+    so paths with spaces, commas, brackets or quotes reach NeMo intact."""
+    if _HYDRA_PLAIN.fullmatch(text):
+        return text
+    # Hydra unescapes backslashes only before a quote (or the closing quote)
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"'{escaped}'"
 
 
 def _null(value: object) -> str:
@@ -120,15 +135,15 @@ def _nemo_pretrain(spec: JobSpec, model: ModelArch, paths: Paths) -> list[str]:
          f"model.num_query_groups={model.kv_heads}", "model.optim.name=distributed_fused_adam"]
     if paths.data is None:
         return o + ["model.data.data_impl=mock", "model.data.data_prefix=[]"]
-    return o + [f"model.data.data_prefix=[1.0,{paths.data}]"]
+    return o + [f"model.data.data_prefix=[1.0,{hydra_value(paths.data)}]"]
 
 
 def _nemo_finetune(spec: JobSpec, paths: Paths) -> list[str]:
     scheme = "none" if spec.workload == "sft" else spec.workload
-    return [f"model.restore_from_path={paths.base_checkpoint}", f"model.peft.peft_scheme={scheme}",
-            f"model.data.train_ds.file_names=[{paths.data}/training.jsonl]",
+    return [f"model.restore_from_path={hydra_value(paths.base_checkpoint)}", f"model.peft.peft_scheme={scheme}",
+            f"model.data.train_ds.file_names=[{hydra_value(paths.data + '/training.jsonl')}]",
             "model.data.train_ds.concat_sampling_probabilities=[1.0]",
-            f"model.data.validation_ds.file_names=[{paths.data}/validation.jsonl]",
+            f"model.data.validation_ds.file_names=[{hydra_value(paths.data + '/validation.jsonl')}]",
             f"model.data.train_ds.max_seq_length={spec.seq_len}",
             f"model.data.validation_ds.max_seq_length={spec.seq_len}"]
 
