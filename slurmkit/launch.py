@@ -101,14 +101,15 @@ _HYDRA_PLAIN = re.compile(r"[\w./:+@%~-]+")
 
 
 def hydra_value(text: str) -> str:
-    """A string as a Hydra override value: bare when plain, else single-quoted (Hydra's escapes),
+    """A string as a Hydra override value: bare when plain, else double-quoted (Hydra's escapes),
     so paths with spaces, commas, brackets or quotes reach NeMo intact."""
     if _HYDRA_PLAIN.fullmatch(text):
         return text
-    # Hydra unescapes backslashes only before a quote (or the closing quote)
-    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    # double quotes read better inside the shell's single quotes; Hydra unescapes backslashes
+    # only before a quote (or the closing quote)
+    escaped = re.sub(r'(\\*)"', lambda m: m.group(1) * 2 + '\\"', text)
     escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
-    return f"'{escaped}'"
+    return f'"{escaped}"'
 
 
 def _null(value: object) -> str:

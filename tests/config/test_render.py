@@ -181,7 +181,7 @@ def test_write_plan_skips_identical_files(tmp_path):
 def test_nemo_overrides_parse_with_hydra(write_yaml):
     parser_mod = pytest.importorskip("hydra.core.override_parser.overrides_parser")
     parser = parser_mod.OverridesParser.create()
-    hostile = "/data/my set, v2 [it's]/x"
+    hostile = '/data/my set, v2 [it\'s] "q" \\x/y'
     exp = write_yaml("exp.yaml", (HERE / "data" / "golden" / "nemo-sft-r760xa-h100pcie.yaml").read_text()
                      .replace("dataset: /mnt/nfs/datasets/my sft set", f"dataset: {json.dumps(hostile)}"))
     for scenario in [*SCENARIOS, exp]:
