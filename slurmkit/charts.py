@@ -264,7 +264,7 @@ def ratio_chart(pairs: pd.DataFrame, metric: str, by_label: str) -> Figure | Non
         return None
     rows = rows.sort_values(["model", "candidate", "nodes"])
     several = rows["candidate"].nunique() > 1
-    labels = [f"{m}\n{int(n)} nodes" + (f"\n{c}" if several else "") if n == n else str(m)
+    labels = [f"{m}\n{int(n)} nodes" + (f"\n{c}" if several else "") if pd.notna(n) else str(m)
               for m, n, c in zip(rows["model"], rows["nodes"], rows["candidate"])]
     with matplotlib.rc_context(STYLE):
         fig = new_figure(7.2, 3.8)
@@ -327,7 +327,7 @@ def loss_chart(steps: pd.DataFrame, configs: pd.DataFrame, palette: Palette) -> 
         for run_id, group in rows[rows["run_id"].isin(chosen)].groupby("run_id", sort=True):
             cfg = configs.loc[first_run[run_id]]
             ax = axes[models.index(str(cfg["model"]))]
-            nodes = f"{int(cfg['nodes'])} n · " if cfg["nodes"] == cfg["nodes"] else ""
+            nodes = f"{int(cfg['nodes'])} n · " if pd.notna(cfg["nodes"]) else ""
             ax.plot(group["step"].astype(float), group["loss"].astype(float), linewidth=1.0,
                     color=palette.colour(cfg[palette.field]), alpha=0.85,
                     label=f"{nodes}{palette.variant_label(cfg[palette.field])}")
@@ -350,10 +350,10 @@ def _steps_by_config(steps: pd.DataFrame, configs: pd.DataFrame, column: str, pa
     for idx, group in rows.groupby(rows["run_id"].map(by_run), sort=False):
         cfg = configs.loc[idx]
         warmup = cfg.get("warmup_steps")
-        warmup = int(warmup) if warmup is not None and warmup == warmup else 0
+        warmup = int(warmup) if pd.notna(warmup) else 0
         values = group.loc[group["step"] > warmup, column].astype(float).to_numpy()
-        if len(values) and cfg["model"] == cfg["model"]:
-            nodes = int(cfg["nodes"]) if cfg["nodes"] == cfg["nodes"] else 0
+        if len(values) and pd.notna(cfg["model"]):
+            nodes = int(cfg["nodes"]) if pd.notna(cfg["nodes"]) else 0
             out.append((str(cfg["model"]), nodes, str(cfg[palette.field]), values))
     return sorted(out, key=lambda g: (g[0], g[1], g[2]))
 

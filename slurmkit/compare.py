@@ -292,7 +292,9 @@ def scaling_table(configs: pd.DataFrame, x: str = "nodes") -> pd.DataFrame:
     the inverse step time scaled by GPUs, which assumes the same global batch: part of the key).
     """
     columns = ["series", *CONFIG_FIELDS, "base_" + x, "tokens_per_s", "speedup", "efficiency", "basis"]
-    rows = configs[configs[x].notna() & (configs["n_completed"] > 0)]
+    positive = [~(pd.to_numeric(configs[f"{m}_mean"], errors="coerce") <= 0)
+                for m in ("tokens_per_s_per_gpu", "step_time_mean_s")]  # a zero is no basis
+    rows = configs[configs[x].notna() & (configs["n_completed"] > 0) & positive[0] & positive[1]]
     if rows.empty:
         return pd.DataFrame(columns=columns)
     series_cols = [c for c in CONFIG_FIELDS if c != x]

@@ -29,7 +29,7 @@ def write_findings(comparison: Comparison, runs: pd.DataFrame, reference: pd.Dat
 
 
 def _nodes_text(nodes: list) -> str:
-    values = sorted(int(n) for n in nodes if n == n)
+    values = sorted(int(n) for n in nodes if pd.notna(n))
     if not values:
         return ""
     if len(values) == 1:
@@ -127,7 +127,7 @@ def best_findings(comparison: Comparison) -> list[str]:
         if top["n_configs"] < 2:
             continue
         shape = ", ".join(f"{k.upper()} {int(top[k])}" for k in ("tp", "pp", "mbs", "gbs")
-                          if top[k] == top[k] and top[k] is not pd.NA)
+                          if pd.notna(top[k]))
         lines.append(f"Best {model} configuration {_nodes_text([top['nodes']])} "
                      f"({top['n_configs']} compared): "
                      f"{top['site']}, {shape}: {top['value']:,.0f} tokens/s/GPU.")

@@ -61,14 +61,14 @@ def matching_reference(reference: pd.DataFrame, configs: pd.DataFrame, metric: s
     for r in measured.itertuples():
         key = (model_key(r.model), gpu_key(r.gpu_model), str(r.precision).lower(),
                str(r.workload).lower(), int(r.seq_len))
-        shapes[key].add(int(r.gbs) if r.gbs == r.gbs and r.gbs is not pd.NA else None)
+        shapes[key].add(int(r.gbs) if pd.notna(r.gbs) else None)
     mask = []
     for row in refs.itertuples():
         key = (model_key(row.model), gpu_key(row.gpu), str(row.precision).lower(),
                str(row.task).lower(), int(row.seq_len) if row.seq_len == row.seq_len else -1)
         batches = shapes.get(key)
         gbs = getattr(row, "gbs", None)
-        known = gbs is not None and gbs == gbs
+        known = gbs is not None and pd.notna(gbs)
         mask.append(batches is not None and (not known or int(gbs) in batches))
     return refs[mask]
 

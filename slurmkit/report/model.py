@@ -244,7 +244,7 @@ def runs_table(runs: pd.DataFrame) -> Table:
         ("GBS", "gbs", fmt_number, True), ("Rep.", "repeat", fmt_number, True),
         ("Status", "status", fmt_text, False), ("Steps", "progress", fmt_text, True),
         ("Step (s)", "step_time_mean_s", lambda v: fmt_metric("step_time_mean_s", v), True),
-        ("Target (min)", "time_to_target_s", lambda v: fmt_number(v / 60 if v == v else v, 1), True),
+        ("Target (min)", "time_to_target_s", lambda v: fmt_number(v / 60 if pd.notna(v) else v, 1), True),
         ("Tokens/s/GPU", "tokens_per_s_per_gpu", fmt_number, True),
         ("TFLOPS/GPU", "tflops_per_gpu", fmt_number, True),
         ("MFU", "mfu", lambda v: fmt_metric("mfu", v), True)])
