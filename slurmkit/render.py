@@ -92,6 +92,12 @@ class Renderer:
             raise ConfigError(f"template {template.name}: {exc.message}",
                               location=Location(template.filename or template.name or "?"),
                               hint="a user template used a value the plan does not provide") from None
+        except jinja2.TemplateSyntaxError as exc:  # a template it extends or includes
+            raise ConfigError(f"template syntax error: {exc.message}",
+                              location=Location(exc.filename or exc.name or "?", exc.lineno)) from None
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"template {template.name}: cannot find {exc.name}",
+                              location=Location(template.filename or template.name or "?")) from None
 
 
 @dataclass

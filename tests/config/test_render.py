@@ -193,3 +193,19 @@ def test_nemo_overrides_parse_with_hydra(write_yaml):
         assert parsed["trainer.num_nodes"] == plan.jobs[0].params["nodes"]
         if scenario == exp:
             assert parsed["model.data.train_ds.file_names"] == [f"{hostile}/training.jsonl"]
+
+
+def test_user_template_errors_are_located(tmp_path):
+    (tmp_path / "torchrun.sbatch.j2").write_text("#!/bin/bash\n{% if %}\n")
+    (tmp_path / "nemo.sbatch.j2").write_text('{% extends "_missing.j2" %}\n')
+    (tmp_path / "megatron.sbatch.j2").write_text('{% extends "_base.sbatch.j2" %}\n{% block program %}{{ x }\n')
+    golden = HERE / "data" / "golden"
+    expected = {
+        "torchrun-local": f"error: {tmp_path / 'torchrun.sbatch.j2'}:2: template syntax error: Expected an expression, got 'end of statement block'",
+        "nemo-lora-xe9680-4cx7": f"error: {tmp_path / 'nemo.sbatch.j2'}: template nemo.sbatch.j2: cannot find _missing.j2",
+        "megatron-pretrain-xe9680-8cx7": f"error: {tmp_path / 'megatron.sbatch.j2'}:2: template syntax error: unexpected '}}'",
+    }
+    for scenario, line in expected.items():
+        with pytest.raises(ConfigError) as err:
+            make_plan(golden / f"{scenario}.yaml", templates_dir=tmp_path)
+        assert err.value.lines() == [line]
