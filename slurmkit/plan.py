@@ -31,6 +31,7 @@ class JobPlan:
     params: dict[str, Any]
     context: dict[str, Any] = field(repr=False)  # what the template formats
     text: str = field(default="", repr=False)  # the rendered script
+    params_json: str = field(default="", repr=False)  # params as compact, key-sorted JSON
 
 
 @dataclass
@@ -49,9 +50,10 @@ class Plan:
         """
         head = {"schema_version": SCHEMA_VERSION, "experiment": self.experiment,
                 "experiment_file": self.experiment_file, "sites": self.sites}
-        jobs = ",\n".join(json.dumps({"params": j.params, "run_id": j.run_id, "script": j.script},
-                                      sort_keys=True, separators=(",", ":")) for j in self.jobs)
-        text = json.dumps(head, sort_keys=True, separators=(",", ":"))
+        # run ids are made of validated names ([A-Za-z0-9._-]) and hex: no JSON escaping needed
+        jobs = ",\n".join(f'{{"params":{j.params_json or _compact(j.params)},"run_id":"{j.run_id}",'
+                          f'"script":"{j.script}"}}' for j in self.jobs)
+        text = _compact(head)
         return f'{text[:-1]},\n"jobs":[\n{jobs}\n]}}\n'
 
 
@@ -197,11 +199,15 @@ def _job(loaded: LoadedExperiment, spec: JobSpec, site: Site, model: ModelArch, 
          mem_gib: float, repeat: int) -> JobPlan:
     exp = loaded.experiment
     params = job_params(spec, site, model, dp, mem_gib, repeat, exp.name)
-    params_json = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    params_json = _compact(params)
     extra = (spec.recompute, spec.parallel, spec.lr, spec.checkpoint_interval, loaded.settings_json)
     run_id = make_run_id(params_json, json.dumps(extra), params)
     context = job_context(run_id, params_json, spec, site, model, exp)
-    return JobPlan(run_id, f"scripts/{run_id}.sbatch", params, context)
+    return JobPlan(run_id, f"scripts/{run_id}.sbatch", params, context, params_json=params_json)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
