@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slurmkit.errors import ConfigError, Problem
+from slurmkit.resources import shipped_dir
 from slurmkit.site import ENV_NAME_PATTERN, NAME_PATTERN, OneLine
 from slurmkit.sweep import Combination, Value, expand
 from slurmkit.yamlsource import Document, load_yaml, pydantic_problems
@@ -102,10 +103,27 @@ class LoadedExperiment:
                            e.program.model_dump() if e.program else None], sort_keys=True)
 
 
+def shipped_experiments() -> list[str]:
+    return sorted(p.stem for p in shipped_dir("experiments").glob("*.yaml"))
+
+
+def find_experiment_file(name_or_file: Path | str) -> Path:
+    """An experiment is a YAML path, or the name of a shipped one (``llama2-7b-pretrain``)."""
+    path = Path(name_or_file)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path  # load_yaml reports a missing file
+    shipped = shipped_dir("experiments") / f"{path.name}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"no experiment file or shipped experiment named {str(name_or_file)!r}",
+                      hint=f"shipped experiments: {', '.join(shipped_experiments())}")
+
+
 def load_experiment(path: Path | str, sites: list[str] | None = None, display: str | None = None
                     ) -> LoadedExperiment:
     """Load and expand an experiment; ``sites`` (from --site) replaces the file's ``sites``."""
-    doc = load_yaml(path, display=display)
+    path = find_experiment_file(path)
+    doc = load_yaml(path, display=display or str(path))
     data = doc.data
     if not isinstance(data, dict):
         raise ConfigError("an experiment must be a YAML mapping", location=doc.location())

@@ -73,7 +73,7 @@ def make_plan(experiment: Path | str, sites: list[str] | None = None, *, templat
 
 def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: Path | str | None,
                strict: bool, site_dirs: list[Path] | None) -> Plan:
-    loaded = load_experiment(experiment, sites, display=str(experiment))
+    loaded = load_experiment(experiment, sites)
     models = _models(loaded)
     site_table, problems = _sites(loaded, site_dirs)
     jobs: list[JobPlan] = []
@@ -97,7 +97,7 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: P
     for job in jobs:
         job.text = renderer.render(job.context)
     used = sorted({job.params["site"] for job in jobs})
-    return Plan(loaded.experiment.name, str(experiment),
+    return Plan(loaded.experiment.name, loaded.file,
                 {name: site_table[name][0].model_dump(mode="json") for name in used}, jobs, warnings)
 
 

@@ -20,7 +20,7 @@ SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Pat
 
 
 @click.command()
-@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.argument("experiment")
 @click.option("--site", "sites", multiple=True, help="Site name or YAML file; replaces the experiment's sites (repeatable).")
 @SITE_DIR
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -31,7 +31,8 @@ SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Pat
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, strict, fmt):
-    """Validate EXPERIMENT and write plan.json and one sbatch script per job."""
+    """Validate EXPERIMENT (a YAML file or a shipped experiment's name) and write plan.json and
+    one sbatch script per job."""
     from slurmkit.plan import make_plan
 
     plan = make_plan(experiment, list(sites) or None, templates_dir=templates_dir, strict=strict,
@@ -104,9 +105,12 @@ def validate(paths, sites, site_dirs, strict):
 
 
 def _is_site(path: str, load_yaml) -> bool:
-    """A site is a name (not a file) or a YAML mapping with a `scheduler` key."""
+    """A site is a site name, or a YAML mapping with a `scheduler` key; other names are
+    shipped experiments."""
     if not Path(path).exists() and not path.endswith((".yaml", ".yml")):
-        return True
+        from slurmkit.experiment import shipped_experiments
+
+        return path not in shipped_experiments()
     data = load_yaml(path).data
     return isinstance(data, dict) and "scheduler" in data
 

@@ -168,3 +168,15 @@ def test_unwritable_out_is_a_clear_error(capsys, tmp_path):
     assert code == 2
     assert err == (f"error: {blocker / 'run'}: cannot write the run directory: Not a directory:"
                    f" {blocker / 'run' / 'scripts'} (hint: choose another --out)\n")
+
+
+def test_shipped_experiments_by_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "generate", "local-smoke", "--out", "run")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["experiment"] == "local-smoke"
+    code, out, _ = run(capsys, "validate", "llama2-70b-pretrain", "xe9680-4cx7")
+    assert out.splitlines() == ["ok: llama2-70b-pretrain (6 jobs)", "ok: xe9680-4cx7 (site)"]
+    code, _, err = run(capsys, "generate", "nope")
+    assert code == 2 and err.startswith("error: no experiment file or shipped experiment named 'nope'"
+                                        " (hint: shipped experiments: llama2-70b-pretrain, llama2-7b-pretrain,")

@@ -50,7 +50,6 @@ def test_installed_package_works_from_another_directory(wheel, tmp_path):
     listing = slurmkit("sites", "list")
     assert listing.returncode == 0, listing.stderr
     assert "xe9680-8cx7" in listing.stdout and "local" in listing.stdout
-    shipped = target / "slurmkit" / "_data" / "experiments" / "local-smoke.yaml"
-    generated = slurmkit("generate", str(shipped), "--out", "run")
+    generated = slurmkit("generate", "local-smoke", "--out", "run")  # a shipped experiment, by name
     assert generated.returncode == 0, generated.stderr
     assert len(list((elsewhere / "run" / "scripts").glob("*.sbatch"))) == 2
