@@ -16,6 +16,7 @@ from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (Image, KeepTogether, LongTable, PageBreak, Paragraph,
                                 SimpleDocTemplate, Spacer, TableStyle)
@@ -27,6 +28,7 @@ from slurmkit.report.tables import Table
 
 PAGE = landscape(A4)
 WRAP_CHARS = 40
+SHORT_TABLE_ROWS = 24
 MARGIN = 14 * mm
 INK, MUTED, ACCENT, RULE = (colors.HexColor(c) for c in ("#1d2330", "#5b6475", "#0072B2", "#e3e6ec"))
 
@@ -65,17 +67,23 @@ def _p(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(str(text)), style)
 
 
-def _table(table: Table, styles: dict[str, ParagraphStyle]) -> list:
-    """A long table; short cells stay plain strings (far faster than a Paragraph each), long
-    ones wrap."""
+def _table(table: Table, styles: dict[str, ParagraphStyle], width: float) -> list:
+    """A long table; short cells stay plain strings (far faster than a Paragraph each) sized to
+    their text, long ones wrap in the width that is left."""
+    body_font, head_font = styles["cell"].fontName, styles["head"].fontName
     wrap = [any(len(row[i]) > WRAP_CHARS for row in table.rows) for i in range(len(table.columns))]
-    head = [_p(c, styles["head"]) for c in table.columns]
+    widths = [max([stringWidth(h, head_font, 7), *(stringWidth(r[i], body_font, 7) for r in table.rows
+                                                   if not wrap[i])]) + 8
+              for i, h in enumerate(table.columns)]
+    spare = max(width - sum(w for w, x in zip(widths, wrap) if not x), 0)
+    widths = [max(spare / sum(wrap), 90.0) if x else w for w, x in zip(widths, wrap)]
     body = [[_p(cell, styles["cell"]) if wrap[i] else cell for i, cell in enumerate(row)]
             for row in table.rows]
-    right = [("ALIGN", (i, 1), (i, -1), "RIGHT") for i, num in enumerate(table.numeric) if num]
-    grid = LongTable([head, *body], repeatRows=1, hAlign="LEFT")
+    right = [("ALIGN", (i, 0), (i, -1), "RIGHT") for i, num in enumerate(table.numeric) if num]
+    grid = LongTable([table.columns, *body], colWidths=widths, repeatRows=1, hAlign="LEFT")
     grid.setStyle(TableStyle([
-        ("FONT", (0, 1), (-1, -1), styles["cell"].fontName, 7, 8.6),
+        ("FONT", (0, 0), (-1, 0), head_font, 7, 8.6),
+        ("FONT", (0, 1), (-1, -1), body_font, 7, 8.6),
         *right,
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f4f5f8")),
         ("LINEBELOW", (0, 0), (-1, -1), 0.4, RULE),
@@ -85,7 +93,13 @@ def _table(table: Table, styles: dict[str, ParagraphStyle]) -> list:
     out = [_p(table.title, styles["h3"]), grid]
     if table.note:
         out.append(_p(table.note, styles["note"]))
-    return [KeepTogether(out)] if len(table.rows) <= 24 else out
+    return out
+
+
+def _section(title: str, table: Table, styles: dict[str, ParagraphStyle], width: float) -> list:
+    """A heading and its table, kept on one page when the table is short."""
+    parts = [_p(title, styles["h2"]), *_table(table, styles, width)]
+    return [KeepTogether(parts)] if len(table.rows) <= SHORT_TABLE_ROWS else parts
 
 
 def _chart(chart, styles: dict[str, ParagraphStyle], max_w: float, max_h: float) -> list:
@@ -110,20 +124,21 @@ def render_pdf(report: Report) -> bytes:
     story.append(_p("Findings", styles["h2"]))
     story += [_p(f, styles["finding"]) for f in report.findings] or [
         _p("No findings: the results hold nothing to compare.", styles["note"])]
-    if report.sites:  # heading and table on one page
-        story.append(KeepTogether([_p("Sites", styles["h2"]), *_table(report.sites, styles)]))
-    if report.tables:
-        story.append(_p("Comparison", styles["h2"]))
-        for table in report.tables:
-            story += _table(table, styles)
+    if report.sites:
+        story += _section("Sites", report.sites, styles, doc.width)
+    for i, table in enumerate(report.tables):
+        parts = _table(table, styles, doc.width)
+        if i == 0:  # the section heading stays with its first table
+            parts.insert(0, _p("Comparison", styles["h2"]))
+        story += [KeepTogether(parts)] if len(table.rows) <= SHORT_TABLE_ROWS else parts
     if report.charts:
         story += [PageBreak(), _p("Charts", styles["h2"])]
         for chart in report.charts:
             story += _chart(chart, styles, doc.width * 0.8, doc.height * 0.43)
     if report.runs:
-        story += [PageBreak(), _p("Runs", styles["h2"]), *_table(report.runs, styles)]
+        story += [PageBreak(), *_section("Runs", report.runs, styles, doc.width)]
     if report.failures:
-        story += [_p("Failed and incomplete runs", styles["h2"]), *_table(report.failures, styles)]
+        story += _section("Failed and incomplete runs", report.failures, styles, doc.width)
     story.append(_p("Provenance", styles["h2"]))
     story += [_p(f"{k}: {v}", styles["body"]) for k, v in report.provenance]
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
