@@ -136,8 +136,9 @@ class SlurmCli:
         self.retries, self.backoff_s, self.sleep, self.timeout_s = retries, backoff_s, sleep, timeout_s
         self._accounting: bool | None = None
 
-    def run(self, argv: list[str], cwd: Path | None = None) -> str:
-        """Run one command, retrying transient controller errors with exponential back-off."""
+    def run(self, argv: list[str], cwd: Path | None = None, *, with_stderr: bool = False) -> str:
+        """Run one command, retrying transient controller errors with exponential back-off;
+        its stdout (and stderr, where the command answers there, as `sbatch --test-only`)."""
         for attempt in range(self.retries + 1):
             try:
                 proc = subprocess.run(argv, cwd=cwd, env=clean_env(), capture_output=True,
@@ -145,7 +146,7 @@ class SlurmCli:
             except FileNotFoundError as exc:
                 raise SlurmError(f"{argv[0]} not found", hint="run slurmkit on a Slurm login node") from exc
             if proc.returncode == 0:
-                return proc.stdout + proc.stderr if argv[:2] == ["sbatch", "--test-only"] else proc.stdout
+                return proc.stdout + proc.stderr if with_stderr else proc.stdout
             err = SlurmCommandError(argv, proc.returncode, proc.stderr)
             if not err.transient or attempt == self.retries:
                 raise err
@@ -157,7 +158,7 @@ class SlurmCli:
         argv = ["sbatch", "--test-only"] if test_only else ["sbatch", "--parsable"]
         if dependency:
             argv.append(f"--dependency={dependency}")
-        out = self.run([*argv, script], cwd=cwd).strip()
+        out = self.run([*argv, script], cwd=cwd, with_stderr=test_only).strip()
         if test_only:
             return SubmitOutcome(None, out.splitlines()[-1] if out else "feasible")
         job_id = out.splitlines()[-1].split(";", 1)[0] if out else ""
