@@ -30,7 +30,7 @@ def _client():
 def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool, chain: bool,
            resubmit: str | None) -> None:
     """Submit RUN_DIR's scripts with sbatch; runs already submitted are skipped."""
-    from slurmkit.errors import SlurmError
+    from slurmkit.errors import Problem, SlurmError
     from slurmkit.submit import submit_plan
 
     report = submit_plan(run_dir, _client(), only=only, dry_run=dry_run, test_only=test_only,
@@ -49,7 +49,6 @@ def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool,
         problems.append(f"controller unreachable; not submitted: {', '.join(report.not_attempted)} "
                         "(rerun `slurmkit submit` later)")
     if problems:
-        from slurmkit.errors import Problem
         raise SlurmError(problems[0], problems=[Problem(p) for p in problems])
 
 
