@@ -167,7 +167,7 @@ def test_unwritable_out_is_a_clear_error(capsys, tmp_path):
     code, _, err = run(capsys, "generate", SMOKE, "--out", str(blocker / "run"))
     assert code == 2
     assert err == (f"error: {blocker / 'run'}: cannot write the run directory: Not a directory:"
-                   f" {blocker / 'run' / 'scripts'} (hint: choose another --out)\n")
+                   f" {blocker / 'run'} (hint: choose another --out)\n")
 
 
 def test_shipped_experiments_by_name(capsys, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.errors import ConfigError
+from slurmkit.errors import ConfigError, SlurmkitError
 from slurmkit.plan import make_plan
 from slurmkit.render import Renderer, shell_quote, write_plan
 
@@ -209,3 +209,22 @@ def test_user_template_errors_are_located(tmp_path):
         with pytest.raises(ConfigError) as err:
             make_plan(golden / f"{scenario}.yaml", templates_dir=tmp_path)
         assert err.value.lines() == [line]
+
+
+def test_fresh_scripts_folder_appears_whole(tmp_path, monkeypatch):
+    plan = make_plan(HERE / "data" / "golden" / "torchrun-local.yaml")
+    out = tmp_path / "run"
+    real_rename = os.rename
+
+    def failing_rename(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "rename", failing_rename)
+    with pytest.raises(SlurmkitError):
+        write_plan(plan, out)
+    assert sorted(p.name for p in out.iterdir()) == ["logs"]  # no scripts/, no staging, no plan.json
+    monkeypatch.setattr(os, "rename", real_rename)
+    summary = write_plan(plan, out)
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "plan.json", "scripts"]
+    assert len(summary.written) == 2 and os.access(out / plan.jobs[0].script, os.X_OK)
+    assert (out / plan.jobs[0].script).read_text() == plan.jobs[0].text
