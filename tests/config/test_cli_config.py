@@ -180,3 +180,11 @@ def test_shipped_experiments_by_name(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "generate", "nope")
     assert code == 2 and err.startswith("error: no experiment file or shipped experiment named 'nope'"
                                         " (hint: shipped experiments: llama2-70b-pretrain, llama2-7b-pretrain,")
+
+
+def test_models_with_user_file(capsys, tmp_path):
+    models = tmp_path / "m.yaml"
+    models.write_text("schema_version: 1\nmodels:\n  mine: {layers: 22, hidden: 2048, ffn_hidden: 5632, heads: 32,"
+                      " kv_heads: 4, vocab: 32000, max_seq_len: 2048}\n")
+    code, out, _ = run(capsys, "models", "--models-file", str(models), "--format", "csv")
+    assert code == 0 and "mine,1.10B,22,2048,5632,32,4,32000,2048" in out.splitlines()

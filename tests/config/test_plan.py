@@ -98,3 +98,18 @@ def test_site_override_and_site_file(tmp_path):
                      sites=[str(ROOT / "site-configs" / "xe8640.yaml")])
     assert {j.params["site"] for j in plan.jobs} == {"xe8640"}
     assert {j.params["gpus_per_node"] for j in plan.jobs} == {4}
+
+
+def test_user_model_from_models_file(write_yaml):
+    write_yaml("models/mine.yaml", """
+        schema_version: 1
+        models:
+          tinyllama-1.1b: {layers: 22, hidden: 2048, ffn_hidden: 5632, heads: 32, kv_heads: 4, vocab: 32000, max_seq_len: 2048}
+    """)
+    text = (ROOT / "experiments" / "llama2-7b-pretrain.yaml").read_text().replace(
+        "model: llama2-7b", "model: tinyllama-1.1b\nmodels_file: models/mine.yaml").replace("seq_len: 4096", "seq_len: 2048")
+    plan = make_plan(write_yaml("e.yaml", text))
+    job = plan.jobs[0]
+    assert job.run_id.startswith("tinyllama-1.1b-pretrain-n1-")
+    assert job.params["model_params"] == 1_100_048_384 and job.params["model_kv_heads"] == 4
+    assert "model.num_query_groups=4" in job.text
