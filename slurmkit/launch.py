@@ -85,7 +85,9 @@ def nemo_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths, run_
         f"model.tensor_model_parallel_size={spec.tp}", f"model.pipeline_model_parallel_size={spec.pp}",
         f"model.virtual_pipeline_model_parallel_size={_null(spec.vpp)}",
         f"model.context_parallel_size={spec.cp}", f"model.sequence_parallel={spec.sequence_parallel}",
-        f"model.optim.lr={spec.lr}", *_nemo_fp8(spec), *_nemo_recompute(spec),
+        # the distributed optimizer shards Adam state over data parallelism, as slurmkit.memory assumes
+        "model.optim.name=distributed_fused_adam", f"model.optim.lr={spec.lr}",
+        *_nemo_fp8(spec), *_nemo_recompute(spec),
     ]
     o += _nemo_pretrain(spec, model, paths) if spec.workload == "pretrain" else _nemo_finetune(spec, paths)
     o += [f"exp_manager.name={run_id}", "exp_manager.create_wandb_logger=False",
@@ -133,7 +135,7 @@ def _nemo_pretrain(spec: JobSpec, model: ModelArch, paths: Paths) -> list[str]:
     o = [f"model.encoder_seq_length={spec.seq_len}", f"model.max_position_embeddings={spec.seq_len}",
          f"model.num_layers={model.layers}", f"model.hidden_size={model.hidden}",
          f"model.ffn_hidden_size={model.ffn_hidden}", f"model.num_attention_heads={model.heads}",
-         f"model.num_query_groups={model.kv_heads}", "model.optim.name=distributed_fused_adam"]
+         f"model.num_query_groups={model.kv_heads}"]
     if paths.data is None:
         return o + ["model.data.data_impl=mock", "model.data.data_prefix=[]"]
     return o + [f"model.data.data_prefix=[1.0,{hydra_value(paths.data)}]"]
