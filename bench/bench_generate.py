@@ -8,7 +8,7 @@ Measures, on this machine:
 - import time of ``slurmkit --help`` and ``slurmkit generate`` (goal: < 150 ms, no pandas,
   pyarrow or matplotlib).
 
-Run: .venv/bin/python bench/bench_generate.py [--points 10000]
+Run: .venv/bin/python bench/bench_generate.py [--points 10000] [--work-dir /dev/shm]
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def bench_rendering(experiment: Path) -> None:
           f" ({n / t_format:,.0f}/s); jinja at {100 * t_format / t_jinja:.0f}% of str.format's speed")
     t_plan = best_of(lambda: make_plan(experiment), repeat=1)
     print(f"make_plan (load, expand, validate, estimate, render) of {n} points: {t_plan:.3f} s")
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory(dir=experiment.parent) as out:
         start = time.perf_counter()
         write_plan(plan, out)
         print(f"write_plan of {n} scripts into a fresh folder (file-system work): {time.perf_counter() - start:.3f} s")
@@ -159,8 +159,9 @@ def bench_imports(tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000)
+    parser.add_argument("--work-dir", help="where to write (e.g. /dev/shm to leave out disk contention)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp_name:
         tmp = Path(tmp_name)
         experiment = tmp / "bench.yaml"
         experiment.write_text(sweep_yaml(args.points))
