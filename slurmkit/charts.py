@@ -24,6 +24,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 REFERENCE_MARKERS = ("*", "X", "P", "h")
 MAX_BOXES_PER_MODEL = 16
 MAX_SERIES_PER_PANEL = 10
+MAX_BARS = 24
 LINESTYLES = ("-", "--", ":", "-.")
 SHAPE_FIELDS = ("workload", "launcher", "tp", "pp", "cp", "vpp", "sequence_parallel", "mbs", "gbs",
                 "seq_len", "precision", "steps", "dataset")
@@ -258,11 +259,21 @@ def efficiency_chart(scaling: pd.DataFrame, configs: pd.DataFrame, palette: Pale
 
 
 def ratio_chart(pairs: pd.DataFrame, metric: str, by_label: str) -> Figure | None:
-    """Bars of the candidate's gain over the baseline per model and node count (0 = equal)."""
+    """Bars of the candidate's gain over the baseline per model and node count (0 = equal).
+
+    With more than MAX_BARS pairs (several shapes per node count), each bar is the mean gain of
+    the pairs of one model, node count and candidate, grey when all of them are within noise.
+    """
     rows = pairs[pairs["metric"] == metric]
     if rows.empty:
         return None
-    rows = rows.sort_values(["model", "candidate", "nodes"])
+    keys = ["model", "candidate", "nodes"]
+    merged = len(rows) > MAX_BARS
+    if merged:
+        rows = rows.groupby(keys, sort=True, dropna=False).agg(
+            gain_pct=("gain_pct", "mean"), noise_pct=("noise_pct", "mean"),
+            within_noise=("within_noise", "all"), n=("gain_pct", "size")).reset_index()
+    rows = rows.sort_values(keys)
     several = rows["candidate"].nunique() > 1
     labels = [f"{m}\n{int(n)} nodes" + (f"\n{c}" if several else "") if pd.notna(n) else str(m)
               for m, n, c in zip(rows["model"], rows["nodes"], rows["candidate"])]
@@ -275,8 +286,9 @@ def ratio_chart(pairs: pd.DataFrame, metric: str, by_label: str) -> Figure | Non
                       yerr=rows["noise_pct"].astype(float), capsize=3, ecolor="#555555")
         ax.bar_label(bars, labels=[f"{g:+.1f}%" for g in rows["gain_pct"]], padding=2, fontsize=7)
         ax.axhline(0.0, color="#333333", linewidth=0.8)
-        ax.set_xticks(range(len(rows)), labels, fontsize=7)
-        fig.suptitle(f"{by_label}: gain in {METRICS[metric].label}", x=0.01, ha="left",
+        ax.set_xticks(range(len(rows)), labels, fontsize=7 if len(rows) <= 12 else 5)
+        mean = " (mean over shapes)" if merged else ""
+        fig.suptitle(f"{by_label}: gain in {METRICS[metric].label}{mean}", x=0.01, ha="left",
                      fontweight="bold", fontsize=11)
         ax.set_ylabel("Gain over baseline (%)")
         ax.set_xlabel("Model and node count (green: better, red: worse, grey: within noise; "

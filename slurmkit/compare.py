@@ -94,14 +94,12 @@ def normalize_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def config_key(frame: pd.DataFrame, columns: list[str] | tuple[str, ...]) -> pd.Series:
-    """One string per row joining ``columns``; nulls read '∅' so they match each other."""
-    if frame.empty:
-        return pd.Series([], dtype=str, index=frame.index)
-    parts = [frame[c].astype("string").fillna("∅") for c in columns]
-    key = parts[0] if parts else pd.Series("", index=frame.index, dtype="string")
-    for part in parts[1:]:
-        key = key + "|" + part
-    return key.astype(str)
+    """One id per distinct combination of ``columns`` within ``frame`` (nulls match each other);
+    ids are only comparable within one frame."""
+    if frame.empty or not columns:
+        return pd.Series("k0", index=frame.index, dtype=object)
+    ids = frame.groupby(list(columns), dropna=False, sort=False).ngroup()
+    return "k" + ids.astype(str)
 
 
 def aggregate_repeats(runs: pd.DataFrame) -> pd.DataFrame:

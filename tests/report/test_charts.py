@@ -150,3 +150,12 @@ def test_each_shape_gets_its_own_line_and_style(runs, make_run):
     assert m7["4 adapters · TP 2"][1] == [pytest.approx(1100 / 60), pytest.approx(700 / 60)]
     styles = {c.get_label(): c.lines[0].get_linestyle() for c in fig.axes[0].containers}
     assert styles["4 adapters · TP 1"] == styles["8 adapters · TP 1"] != styles["4 adapters · TP 2"]
+
+
+def test_many_pairs_merge_into_one_bar_per_model_and_node_count(comparison, monkeypatch):
+    monkeypatch.setattr(charts, "MAX_BARS", 1)
+    fig = charts.ratio_chart(comparison.pairs, "time_to_target_s", "x")
+    assert len(fig.axes[0].patches) == 2 and fig._suptitle.get_text().endswith("(mean over shapes)")
+    doubled = pd.concat([comparison.pairs, comparison.pairs.assign(gain_pct=0.0, within_noise=True)])
+    heights = [p.get_height() for p in charts.ratio_chart(doubled, "time_to_target_s", "x").axes[0].patches]
+    assert heights == [pytest.approx(1000 / 1010 / 2), pytest.approx(100 / 12)]
