@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -84,7 +85,7 @@ class Format:
         names = ["pos"] + sorted(self.pattern.groupindex, key=self.pattern.groupindex.get)
         if self.lookbehind:
             back = self.lookbehind
-            rows = [(m.start(), *m.groups(), chunk[max(0, m.start() - back):m.start()])
+            rows = [(m.start(), *m.groups(), bytes(chunk[max(0, m.start() - back):m.start()]))
                     for m in self.pattern.finditer(chunk)]
             names.append("pre")
         else:
@@ -93,15 +94,16 @@ class Format:
             return {}
         return dict(zip(names, (list(c) for c in zip(*rows))))
 
-    def _scan_fields(self, chunk: bytes) -> dict[str, Any]:
-        back = self.lookbehind
-        rows = [(m.start(), m.group(), chunk[max(0, m.start() - back):m.start()])
-                for m in self.pattern.finditer(chunk)]
-        if not rows:
+    def _scan_fields(self, chunk: bytes | bytearray) -> dict[str, Any]:
+        spans = np.array([m.span() for m in self.pattern.finditer(chunk)], np.int64)
+        if not len(spans):
             return {}
-        pos, text, pre = zip(*rows)
-        records = text_array(text)
-        raw: dict[str, Any] = {"pos": list(pos), "pre": list(pre)}
+        starts, ends = spans[:, 0], spans[:, 1]
+        # "pre" spans end where a record starts and never reach into the record before
+        pre_starts = np.maximum(starts - self.lookbehind, np.concatenate(([0], ends[:-1])))
+        pre, records = _slices(chunk, pre_starts, starts, ends)
+        raw: dict[str, Any] = {"pos": starts, "pre": pre}
+        records = text_array(records)
         for fields in self.fields:
             parts = pc.extract_regex(records, fields)
             raw.update({f.name: pc.struct_field(parts, [i]) for i, f in enumerate(parts.type)})
@@ -120,13 +122,29 @@ class Format:
         return value if value and value > 0 else None
 
 
-def timestamps(pre: list[bytes | None]) -> pa.Array:
+def _slices(chunk: bytes | bytearray, pre_starts: np.ndarray, starts: np.ndarray,
+            ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """chunk[pre_starts[i]:starts[i]] and chunk[starts[i]:ends[i]] as two binary arrays,
+    copied out of the range by one Arrow ``take`` each (no Python bytes per record). The
+    spans are in order and do not overlap: they are the elements of one binary array laid
+    over the range (pre, record, gap to the next pre, ...)."""
+    offsets = np.empty(3 * len(starts), np.int32)
+    offsets[0::3], offsets[1::3], offsets[2::3] = pre_starts, starts, ends
+    laid = pa.Array.from_buffers(pa.binary(), len(offsets) - 1,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(chunk)])
+    every = np.arange(0, len(offsets) - 1, 3)
+    return laid.take(pa.array(every)), laid.take(pa.array(every + 1))
+
+
+def timestamps(pre: list[bytes | None] | pa.Array) -> pa.Array:
     """UTC timestamps found in text before each record (naive log times are taken as UTC)."""
-    text = pa.array(pre, pa.binary()).cast(pa.string(), safe=False)
+    binary = pre if isinstance(pre, pa.Array) else pa.array(pre, pa.binary())
+    text = binary.cast(pa.string(), safe=False)
     try:
         parts = pc.extract_regex(text, _TIMESTAMP)
     except pa.ArrowInvalid:  # invalid UTF-8 in the slice
-        text = pa.array([p.decode("utf-8", "replace") if p else None for p in pre], pa.string())
+        text = pa.array([p.decode("utf-8", "replace") if p else None for p in binary.to_pylist()],
+                        pa.string())
         parts = pc.extract_regex(text, _TIMESTAMP)
     seconds = pc.strptime(parts.field("ts"), format="%Y-%m-%d %H:%M:%S", unit="ms",
                           error_is_null=True)

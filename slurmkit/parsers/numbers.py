@@ -72,10 +72,16 @@ def text_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
     if not isinstance(values, (pa.Array, pa.ChunkedArray)):
         values = list(values)
         try:
-            values = pa.array(values, pa.binary()).cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            values = pa.array(values, pa.binary())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # str among the tokens
             values = pa.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v
                                for v in values], pa.string())
+    if pa.types.is_binary(values.type):
+        try:
+            values = values.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # invalid UTF-8
+            values = pa.array([v.decode("utf-8", "replace") if v is not None else None
+                               for v in values.to_pylist()], pa.string())
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
 
