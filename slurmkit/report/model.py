@@ -19,7 +19,7 @@ from slurmkit.compare import Comparison, compare_runs, normalize_runs
 from slurmkit.findings import headline_metric, write_findings
 from slurmkit.reference import REFERENCE_CSV, load_reference
 from slurmkit.report.tables import (Table, fmt_metric, fmt_number, fmt_plain, fmt_text, frame_table,
-                                    pairs_tables)
+                                    metric_header, pairs_tables)
 
 STEP_COLUMNS = ["run_id", "step", "step_time_s", "loss"]
 
@@ -136,6 +136,19 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
     if not comparison.pairs.empty:
         tables += pairs_tables(comparison.pairs, versus,
                                charts.variant_label(comparison.by, comparison.baseline))
+    if not comparison.summary.empty:
+        summary = comparison.summary.assign(
+            candidate=comparison.summary["candidate"].map(lambda c: charts.variant_label(comparison.by, c)),
+            metric_label=comparison.summary["metric"].map(metric_header),
+            range_text=[f"{lo:+.1f}% … {hi:+.1f}%" for lo, hi in
+                        zip(comparison.summary["gain_min_pct"], comparison.summary["gain_max_pct"])])
+        tables.append(frame_table(f"Summary per model: {versus}", summary, [
+            ("Model", "model", fmt_text, False), ("Candidate", "candidate", fmt_text, False),
+            ("Metric", "metric_label", fmt_text, False), ("Pairs", "n_pairs", fmt_number, True),
+            ("Mean gain", "gain_mean_pct", lambda v: f"{v:+.1f}%", True),
+            ("Range", "range_text", fmt_text, True),
+            ("Within noise", "n_within_noise", fmt_number, True)],
+            note="Gain: positive when the candidate is better (faster, higher throughput)."))
     if not comparison.costs.empty:
         tables.append(frame_table(f"Cost of the target steps: {versus}", comparison.costs, [
             ("Model", "model", fmt_text, False), ("Nodes", "nodes", fmt_number, True),

@@ -35,8 +35,11 @@ def test_full_report_from_a_results_folder(results_dir):
     assert [t.title for t in report.tables] == [
         "8 adapters vs 4 adapters: time for the target steps (s)",
         "8 adapters vs 4 adapters: mean step time (s)", "8 adapters vs 4 adapters: tokens/s/GPU",
+        "Summary per model: 8 adapters vs 4 adapters",
         "Cost of the target steps: 8 adapters vs 4 adapters",
         "Scaling against the smallest node count", "Best configuration per model and node count"]
+    summary = report.tables[3]
+    assert summary.rows[0] == ["m7", "8 adapters", "mean step time (s)", "2", "+8.8%", "+1.0% … +16.7%", "1"]
     assert len(report.runs.rows) == 11
     assert report.failures.rows[0][:3] == ["m7-n2-A-r2", "failed", "oom"]
     assert ("Runs", "11 (0 synthetic)") in report.provenance
