@@ -67,6 +67,13 @@ def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
     pool = [bytearray() for _ in range(RANGE_POOL)]
     carry, line, turn = b"", 1, 0
     cap = _bytes_left(fh, end)
+    if cap <= size:  # a small file: one plain read (heap memory, reused file after file)
+        data = fh.read(cap)
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        carry = data[cut + 1:]
+        if cut >= 0:
+            yield data[:cut + 1] if carry else data, line, False
+            line += data.count(b"\n", 0, cut + 1) if count_lines else 0
     while True:
         want = min(size, cap) if end is None else max(0, min(size, end - fh.tell()))
         buf = pool[turn % RANGE_POOL]
