@@ -27,7 +27,7 @@ from slurmkit.accounting import JobAccounting, read_accounting
 from slurmkit.errors import Location, Problem, ResultsError
 from slurmkit.parsers import FORMATS
 from slurmkit.parsers.failures import Failure, slurm_failure
-from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log
+from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log, worker_init
 
 FORMAT_CHOICES = ("auto", *FORMATS)
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this, worker start-up costs more than it saves
@@ -206,7 +206,7 @@ def _run_all(jobs: list[tuple], on_done: Callable[[dict[str, Any]], None] | None
     total = sum(f.stat().st_size for f, *_ in jobs)
     workers = min(2, os.cpu_count() or 1)
     if len(jobs) > 1 and total >= PARALLEL_MIN_BYTES and workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
             for summary in pool.map(_parse_job, [(*job, 1) for job in jobs]):
                 on_done and on_done(summary)
                 yield summary

@@ -269,3 +269,26 @@ def test_split_read_equals_serial_read(tmp_path: Path, monkeypatch):
     assert [w.split(": ", 1)[1] for w in split.warnings] == [
         "line longer than 1024 bytes, cut", "line longer than 1024 bytes, cut",
         "last line has no line break (log cut mid-line)"]
+
+
+def test_tiny_reused_range_buffers_read_like_one_range(tmp_path: Path):
+    """1 KiB ranges cycle the three reused range buffers many times: every value, timestamp
+    and line number must come out as when the whole file is one range."""
+    lines = [f"[2024-04-06 03:02:{s % 60:02d}]" + MEGA.format(s=s, c=s * 8, t=10.0 + s % 7, l=2.0 + s / 100)
+             + "noise line\n" * (s % 4) + "\x1b[32mcolour\x1b[0m\n" * (s % 5 == 0) for s in range(1, 400)]
+    path = _write(tmp_path, "".join(lines).encode())
+    whole, tiny = read_log(path), read_log(path, range_bytes=1024)
+    assert whole.steps.num_rows == 399 and col(whole, "time")[0].second == 1
+    assert col(whole, "source_line")[:3] == [1, 3, 6]
+    assert tiny.steps.equals(whole.steps)
+
+
+def test_parse_worker_needs_no_pandas(tmp_path: Path):
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in (1, 2, 3)).encode())
+    script = ("import sys; from slurmkit.parsers.logfile import worker_init, read_log; worker_init(); "
+              "log = read_log(sys.argv[1]); print(log.steps.column('step').to_pylist(), 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[1,", "2,", "3]", "False"]
