@@ -213,7 +213,7 @@ def metric_pairs(wide: pd.DataFrame, by: str, metrics: tuple[str, ...], noise_pc
             record = _pair_record(row, by, METRICS[metric], noise_pct)
             if record is not None:
                 records.append(record)
-    columns = ["model", "nodes", "workload", "precision", "tp", "pp", "gbs", "seq_len", "by",
+    columns = ["pair", "model", "nodes", "workload", "precision", "tp", "pp", "gbs", "seq_len", "by",
                "baseline", "candidate", "base_site", "cand_site", "metric", "base_mean",
                "base_std", "base_n", "cand_mean", "cand_std", "cand_n", "delta", "ratio",
                "change_pct", "gain_pct", "noise_pct", "noise_basis", "within_noise", "verdict"]
@@ -234,6 +234,7 @@ def _pair_record(row: pd.Series, by: str, metric: Metric, noise_pct: float) -> d
                                            cand_n, noise_pct)
     within = abs(change) <= threshold
     return {
+        "pair": f"{row['base_config_id']}>{row['cand_config_id']}",
         "model": row["base_model"], "nodes": row["base_nodes"], "workload": row["base_workload"],
         "precision": row["base_precision"], "tp": row["base_tp"], "pp": row["base_pp"],
         "gbs": row["base_gbs"], "seq_len": row["base_seq_len"], "by": by,
@@ -360,7 +361,7 @@ def cost_table(pairs: pd.DataFrame) -> pd.DataFrame:
                "saved_s_per_extra_usd", "within_noise", "assessment"]
     if pairs.empty:
         return pd.DataFrame(columns=columns)
-    keys = ["model", "nodes", "baseline", "candidate", "base_site", "cand_site"]
+    keys = ["pair", "model", "nodes", "baseline", "candidate"]
     times = pairs[pairs["metric"] == "time_to_target_s"]
     costs = pairs[pairs["metric"] == "cost_to_target_usd"]
     if times.empty or costs.empty:

@@ -62,34 +62,48 @@ def pair_findings(comparison: Comparison) -> list[str]:
 
 
 def _model_phrase(model: str, rows: pd.DataFrame) -> str:
-    significant = rows[~rows["within_noise"]].sort_values("nodes", ascending=False)
-    noise = rows[rows["within_noise"]]
-    parts = [f"{verdict} {_nodes_text([n])}" for n, verdict in zip(significant["nodes"], significant["verdict"])]
-    if not noise.empty:
-        where = "at every node count" if significant.empty else _nodes_text(list(noise["nodes"]))
-        parts.append(f"within noise {where}".strip())
+    """Per node count, largest first: the verdict, or the gain range over several shapes;
+    node counts where every pair is within noise are listed together."""
+    parts, noise = [], []
+    for nodes, mine in sorted(rows.groupby("nodes", dropna=False), key=lambda g: -_num_or(g[0])):
+        if mine["within_noise"].all():
+            noise.append(nodes)
+        elif len(mine) == 1:
+            parts.append(f"{mine['verdict'].iloc[0]} {_nodes_text([nodes])}")
+        else:
+            beyond = int((~mine["within_noise"]).sum())
+            parts.append(f"{mine['gain_pct'].min():+.1f}% to {mine['gain_pct'].max():+.1f}% "
+                         f"{_nodes_text([nodes])} ({len(mine)} configurations, {beyond} beyond noise)")
+    if noise:
+        parts.append("within noise " + ("at every node count" if not parts else _nodes_text(noise)))
     return f"{model} " + ", ".join(parts)
 
 
+def _num_or(value, default: float = 0.0) -> float:
+    return float(value) if pd.notna(value) else default
+
+
 def cost_findings(comparison: Comparison) -> list[str]:
-    """Per model: extra cost and time saved of the candidate, per node count."""
+    """Per model: extra cost and time saved of the candidate, per node count (medians when a
+    node count has several configurations)."""
     lines = []
     costs = comparison.costs
     for (model, candidate), group in costs.groupby(["model", costs["candidate"].map(value_text)], sort=True):
-        parts = []
-        for row in group.sort_values("nodes").itertuples():
-            if row.within_noise:
-                saved, per_usd = "no time gain beyond noise", ""
-            else:
-                saved = (f"saves {row.time_saved_s / 60:.1f} min" if row.time_saved_s >= 0
-                         else f"loses {-row.time_saved_s / 60:.1f} min")
-                per_usd = (f", {row.saved_s_per_extra_usd:,.0f} s per extra $"
-                           if row.extra_cost_usd > 0 and row.time_saved_s > 0 else "")
-            parts.append(f"{_nodes_text([row.nodes])} {_signed_usd(row.extra_cost_usd)} and {saved}{per_usd}")
+        parts = [_cost_phrase(nodes, mine) for nodes, mine in group.groupby("nodes", sort=True)]
         lines.append(f"Cost of {variant_label(comparison.by, candidate)} instead of "
                      f"{variant_label(comparison.by, comparison.baseline)}, {model}, "
                      f"{_target_steps(comparison)}: " + "; ".join(parts) + ".")
     return _capped(lines, "cost comparisons")
+
+
+def _cost_phrase(nodes, rows: pd.DataFrame) -> str:
+    extra, saved_s = rows["extra_cost_usd"].median(), rows["time_saved_s"].median()
+    several = f" (median of {len(rows)} configurations)" if len(rows) > 1 else ""
+    if rows["within_noise"].all():
+        return f"{_nodes_text([nodes])} {_signed_usd(extra)} and no time gain beyond noise{several}"
+    saved = f"saves {saved_s / 60:.1f} min" if saved_s >= 0 else f"loses {-saved_s / 60:.1f} min"
+    per_usd = f", {saved_s / extra:,.0f} s per extra $" if extra > 0 and saved_s > 0 else ""
+    return f"{_nodes_text([nodes])} {_signed_usd(extra)} and {saved}{per_usd}{several}"
 
 
 def _signed_usd(amount: float) -> str:
@@ -102,20 +116,27 @@ def _target_steps(comparison: Comparison) -> str:
 
 
 def scaling_findings(comparison: Comparison) -> list[str]:
-    """Efficiency at the largest node count of each series."""
-    lines = []
+    """Efficiency at the largest node count, per model and variant (a range over shapes)."""
     scaling = comparison.scaling
     if scaling.empty:
         return []
     field = comparison.by if comparison.by in scaling.columns else "site"
-    for _, group in scaling.groupby("series", sort=True):
-        top = group.sort_values("nodes").iloc[-1]
-        lines.append(
-            f"Scaling, {top['model']} · {variant_label(field, top[field])}: {int(top['nodes'])} nodes reach "
-            f"{top['efficiency'] * 100:.0f}% efficiency against {int(top['base_nodes'])} "
-            f"node{'s' if top['base_nodes'] != 1 else ''} (speed-up {top['speedup']:.2f}x "
-            f"for {top['nodes'] / top['base_nodes']:g}x the nodes, by {top['basis']}).")
-    return _capped(sorted(lines), "scaling series")
+    tops = scaling.sort_values("nodes").groupby("series", sort=False).tail(1)
+    lines = []
+    for (model, variant), group in tops.groupby(["model", tops[field].map(value_text)], sort=True):
+        top = group.iloc[0]
+        if len(group) == 1:
+            how = (f"{top['efficiency'] * 100:.0f}% efficiency against {int(top['base_nodes'])} "
+                   f"node{'s' if top['base_nodes'] != 1 else ''} (speed-up {top['speedup']:.2f}x for "
+                   f"{top['nodes'] / top['base_nodes']:g}x the nodes, by {top['basis']})")
+            where = f"{int(top['nodes'])} nodes"
+        else:
+            lo, hi = (f"{v * 100:.0f}%" for v in (group["efficiency"].min(), group["efficiency"].max()))
+            how = (f"{lo if lo == hi else f'{lo} to {hi}'} efficiency against their smallest node "
+                   f"count ({len(group)} configurations)")
+            where = f"up to {int(group['nodes'].max())} nodes"
+        lines.append(f"Scaling, {model} · {variant_label(field, variant)}: {where} reach {how}.")
+    return _capped(lines, "scaling series")
 
 
 def best_findings(comparison: Comparison) -> list[str]:

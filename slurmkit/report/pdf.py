@@ -126,15 +126,17 @@ def render_pdf(report: Report) -> bytes:
         _p("No findings: the results hold nothing to compare.", styles["note"])]
     if report.sites:
         story += _section("Sites", report.sites, styles, doc.width)
+    if report.charts:
+        story += [PageBreak(), _p("Charts", styles["h2"])]
+        for chart in report.charts:
+            story += _chart(chart, styles, doc.width * 0.8, doc.height * 0.43)
+    if report.tables:
+        story.append(PageBreak())
     for i, table in enumerate(report.tables):
         parts = _table(table, styles, doc.width)
         if i == 0:  # the section heading stays with its first table
             parts.insert(0, _p("Comparison", styles["h2"]))
         story += [KeepTogether(parts)] if len(table.rows) <= SHORT_TABLE_ROWS else parts
-    if report.charts:
-        story += [PageBreak(), _p("Charts", styles["h2"])]
-        for chart in report.charts:
-            story += _chart(chart, styles, doc.width * 0.8, doc.height * 0.43)
     if report.runs:
         story += [PageBreak(), *_section("Runs", report.runs, styles, doc.width)]
     if report.failures:

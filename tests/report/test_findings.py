@@ -28,3 +28,20 @@ def test_failures_count_reasons():
 def test_long_lists_are_capped():
     lines = [str(i) for i in range(MAX_LINES_PER_KIND + 3)]
     assert _capped(lines, "things")[-1] == "…and 3 more things (see the tables)."
+
+
+def test_several_shapes_per_node_count_give_a_range_not_a_list(runs, make_run):
+    extra = pd.DataFrame([make_run("m7", 2, s, 0, time_s=t, tps=v, tp=2)
+                          for s, t, v in (("A", 700.0, 80.0), ("B", 665.0, 84.0))])
+    c = compare_runs(pd.concat([runs, extra]))
+    assert len(c.costs) == 3                                      # one row per pair, no cross product
+    assert pair_findings(c) == [
+        "8 adapters vs 4 adapters (time for the target steps): m7 +5.0% to +16.7% on 2 nodes "
+        "(2 configurations, 2 beyond noise), within noise on 1 node."]
+
+
+def test_scaling_finding_per_model_and_variant(runs):
+    from slurmkit.findings import scaling_findings
+    assert scaling_findings(compare_runs(runs))[0] == (
+        "Scaling, m7 · 4 adapters: 2 nodes reach 90% efficiency against 1 node (speed-up 1.80x "
+        "for 2x the nodes, by tokens/s/GPU).")

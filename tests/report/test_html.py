@@ -159,6 +159,7 @@ def test_empty_results_html_says_so(tmp_path):
 @pytest.mark.chromium
 @needs_chromium
 def test_chromium_opens_the_report_without_errors(html_file, tmp_path):
+    assert CHROMIUM, "chromium is not installed (scripts/setup-machine installs it)"
     browser = Browser(tmp_path / "profile")
     try:
         browser.open(html_file.as_uri())
