@@ -174,11 +174,13 @@ def pair_configs(configs: pd.DataFrame, by: str, baseline: Any) -> tuple[pd.Data
     baseline = baseline.item() if hasattr(baseline, "item") else baseline  # numpy -> Python scalar
     key = config_key(rows, pair_key_columns(by))
     rows = rows.assign(pair_key=key)
-    counts = rows.groupby(["pair_key", rows[by].astype(str)]).size()
+    texts = rows[by].map(_text)
+    counts = rows.groupby(["pair_key", texts]).size()
     ambiguous = {k for (k, _), n in counts.items() if n > 1}
-    rows = rows[~rows["pair_key"].isin(ambiguous)]
-    base = rows[rows[by].astype(str) == str(baseline)]
-    cand = rows[rows[by].astype(str) != str(baseline)]
+    keep = ~rows["pair_key"].isin(ambiguous)
+    rows, texts = rows[keep], texts[keep]
+    base = rows[texts == _text(baseline)]
+    cand = rows[texts != _text(baseline)]
     wide = base.add_prefix("base_").merge(cand.add_prefix("cand_"), left_on="base_pair_key",
                                           right_on="cand_pair_key")
     return wide, baseline
@@ -186,10 +188,15 @@ def pair_configs(configs: pd.DataFrame, by: str, baseline: Any) -> tuple[pd.Data
 
 def _match_value(values: list[Any], wanted: Any, by: str) -> Any:
     for value in values:
-        if str(value) == str(wanted):
+        if _text(value) == _text(wanted):
             return value
     raise ResultsError(f"--baseline {wanted!r} is not a value of {by}",
                        hint=f"values present: {', '.join(map(str, values))}")
+
+
+def _text(value: Any) -> str:
+    """4.0 (an integer in a float column) and '4' name the same value."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def noise_threshold_pct(base_mean: float, base_std: float, base_n: int, cand_std: float,

@@ -157,3 +157,8 @@ def test_bad_arguments_are_clear_errors(runs):
 def test_choose_by_none_when_nothing_varies(runs):
     configs = aggregate_repeats(normalize_runs(runs[runs["site"] == "A"])[0])
     assert choose_by(configs) is None
+
+
+def test_baseline_given_as_text_matches_numbers(runs):
+    c = compare_runs(runs, by="adapters_per_node", baseline="8")
+    assert c.baseline == 8 and set(c.pairs["candidate"]) == {4}
