@@ -248,10 +248,13 @@ def sites_table(runs: pd.DataFrame) -> Table | None:
 
 def runs_table(runs: pd.DataFrame) -> Table:
     frame = runs.sort_values(["model", "site", "nodes", "repeat", "run_id"], na_position="last")
-    frame = frame.assign(progress=[f"{fmt_number(a)}/{fmt_number(b)}"
-                                   for a, b in zip(frame["steps_completed"], frame["steps_target"])])
+    frame = frame.assign(
+        progress=[f"{fmt_number(a)}/{fmt_number(b)}"
+                  for a, b in zip(frame["steps_completed"], frame["steps_target"])],
+        source=frame["source_format"].astype("string").fillna("–").where(~synthetic_mask(frame), "SYNTHETIC"))
     return frame_table("Runs", frame, [
-        ("Run", "run_id", fmt_text, False), ("Model", "model", fmt_text, False),
+        ("Run", "run_id", fmt_text, False), ("Log", "source", fmt_text, False),
+        ("Model", "model", fmt_text, False),
         ("Site", "site", fmt_text, False), ("Nodes", "nodes", fmt_number, True),
         ("TP", "tp", fmt_number, True), ("PP", "pp", fmt_number, True),
         ("GBS", "gbs", fmt_number, True), ("Rep.", "repeat", fmt_number, True),

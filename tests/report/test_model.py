@@ -105,3 +105,5 @@ def test_synthetic_runs_are_flagged(runs):
     assert synthetic_mask(runs).sum() == 3
     report = _build(runs)
     assert report.notices[0].startswith("3 of 11 runs come from SYNTHETIC logs")
+    logs = {row[0]: row[1] for row in report.runs.rows}
+    assert logs["m7-n1-A-r0"] == "SYNTHETIC" and logs["m70-n2-A-r0"] == "trainer"
