@@ -52,7 +52,7 @@ def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES,
     from its current position to ``end`` (default: EOF); lines are counted from 1 there.
     Each chunk ends at a line break (\\n or \\r) unless one line fills a whole range.
     Each chunk is a copy the caller may keep (read_log uses the buffers directly)."""
-    for chunk, line, is_cut in iter_buffers(fh, size, end, count_lines=True):
+    for chunk, line, is_cut in iter_buffers(fh, size, end, count_lines=True, pool_size=1):
         yield bytes(chunk), line, is_cut
 
 
@@ -60,13 +60,14 @@ RANGE_POOL = 3  # range buffers reused in turn: a chunk stays valid while the ne
 
 
 def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
-                 count_lines: bool = True) -> Iterator[tuple[bytearray | bytes, int, bool]]:
-    """iter_ranges without copies: each chunk is one of RANGE_POOL bytearrays reused in turn,
-    valid until RANGE_POOL - 1 more chunks were yielded. A fresh 16 MiB buffer per range cost
+                 count_lines: bool = True,
+                 pool_size: int = RANGE_POOL) -> Iterator[tuple[bytearray | bytes, int, bool]]:
+    """iter_ranges without copies: each chunk is one of ``pool_size`` bytearrays reused in
+    turn, valid until ``pool_size - 1`` more chunks were yielded. A fresh 16 MiB buffer per range cost
     an allocation, its page faults and a copy to prepend the previous range's partial line:
     three times the time of the read itself. Without ``count_lines`` every first line is 1
     (read_log counts line breaks itself, once per range)."""
-    pool = [bytearray() for _ in range(RANGE_POOL)]
+    pool = [bytearray() for _ in range(pool_size)]
     carry, line, turn = b"", 1, 0
     cap = _bytes_left(fh, end)
     if cap <= size:  # a small file: one plain read (heap memory, reused file after file)
@@ -78,7 +79,7 @@ def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
             line += data.count(b"\n", 0, cut + 1) if count_lines else 0
     while True:
         want = min(size, cap) if end is None else max(0, min(size, end - fh.tell()))
-        buf = pool[turn % RANGE_POOL]
+        buf = pool[turn % pool_size]
         n = _fill(fh, buf, carry, want)
         if not n:
             break
@@ -197,7 +198,10 @@ def _read_segment(path: Path, fmt: Format | None, start: int, end: int, range_by
     with open(path, "rb") as fh:
         fh.seek(start)
         line = 1
-        for chunk, _, is_cut in iter_buffers(fh, range_bytes, end, count_lines=False):
+        # one buffer unless the last ranges are kept: memory of a split log stays low
+        ranges = iter_buffers(fh, range_bytes, end, count_lines=False,
+                              pool_size=RANGE_POOL if keep_tail else 1)
+        for chunk, _, is_cut in ranges:
             first_line, breaks = line, _breaks(chunk)
             line += len(breaks)
             if is_cut:
