@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from slurmkit.compare import METRICS
 from slurmkit.reference import matching_reference, model_key, reference_label
@@ -190,9 +192,9 @@ def _axis(ax, xs: pd.Series, zero: bool = True) -> None:
     if ticks:
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
-    if zero:
-        ax.margins(y=0.12)           # headroom so the top line and its markers are not clipped
-        ax.set_ylim(bottom=0)
+    if zero:  # from zero, with headroom so the top line and its markers are not clipped
+        top = ax.dataLim.y1
+        ax.set_ylim(0, top * 1.1 if np.isfinite(top) and top > 0 else None)
 
 
 def _frame(fig: Figure, axes: list, title: str, xlabel: str, ylabel: str) -> None:
@@ -204,10 +206,20 @@ def _frame(fig: Figure, axes: list, title: str, xlabel: str, ylabel: str) -> Non
     entries: dict[str, object] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
+            entries.setdefault(label, _legend_handle(handle, len(axes) > 1))
     if entries:
         fig.legend(list(entries.values()), list(entries), loc="outside lower center",
                    ncols=min(3, len(entries)))
+
+
+def _legend_handle(handle, neutral: bool):
+    """With one panel per model the marker only repeats the panel's model: the legend shows the
+    line's colour and style alone, true for every panel."""
+    line = handle.lines[0] if isinstance(handle, ErrorbarContainer) else handle
+    if not neutral or not isinstance(line, Line2D):
+        return handle
+    return Line2D([], [], color=line.get_color(), linestyle=line.get_linestyle(),
+                  linewidth=line.get_linewidth())
 
 
 def time_to_target_chart(configs: pd.DataFrame, palette: Palette) -> Figure | None:
