@@ -107,9 +107,8 @@ def runs_table(rows: list[dict[str, Any]]) -> pa.Table:
     unknown = {k for row in rows for k in row} - set(RUNS_SCHEMA.names)
     if unknown:
         raise ValueError(f"not runs columns: {sorted(unknown)}")
-    columns = {f.name: pa.array([_coerce(row.get(f.name), f.type) for row in rows], type=f.type)
-               for f in RUNS_SCHEMA}
-    return pa.table(columns, schema=RUNS_SCHEMA)
+    return pa.Table.from_pylist([{f.name: _coerce(row.get(f.name), f.type) for f in RUNS_SCHEMA}
+                                 for row in rows], schema=RUNS_SCHEMA)
 
 
 def _coerce(value: Any, dtype: pa.DataType) -> Any:
@@ -143,7 +142,8 @@ def conform_steps(steps: pa.Table, run_id: str, source_file: str | None = None) 
             value = fill[field.name]
             columns[field.name] = pa.nulls(n, _STR) if value is None else pa.repeat(pa.scalar(value, _STR), n)
         elif field.name in steps.column_names:
-            columns[field.name] = steps.column(field.name).cast(field.type)
+            column = steps.column(field.name)
+            columns[field.name] = column if column.type == field.type else column.cast(field.type)
         else:
             columns[field.name] = pa.nulls(n, type=field.type)
     return pa.table(columns, schema=STEPS_SCHEMA)

@@ -29,6 +29,7 @@ RANGE_BYTES = 16 * 2**20
 TAIL_PEEK_BYTES = 64 * 2**10
 PROVENANCE_TAG = b"SLURMKIT_PROVENANCE "
 STEP_COLUMNS = {**STEP_TYPES, "restart": pa.int32(), "source_line": pa.int64()}
+STEP_SCHEMA = pa.schema(list(STEP_COLUMNS.items()))
 
 
 @dataclass
@@ -253,9 +254,10 @@ def _finish(path: Path, fmt: Format | None, segments: list[_Segment],
     parts, offset = [], 0
     for seg in segments:
         for table in seg.parts:
-            lines = pc.add(table.column("source_line"), offset)
-            parts.append(table.set_column(table.schema.get_field_index("source_line"),
-                                          "source_line", lines))
+            if offset:  # a later segment: its line numbers count from its own start
+                table = table.set_column(table.schema.get_field_index("source_line"), "source_line",
+                                         pc.add(table.column("source_line"), offset))
+            parts.append(table)
         log.warnings += [f"{path}:{line + offset}: {msg}" for line, msg in seg.warnings]
         log.provenance = log.provenance or seg.provenance
         log.steps_target = seg.steps_target or log.steps_target
@@ -304,13 +306,13 @@ def _breaks(chunk: bytes | bytearray) -> np.ndarray:
 
 
 def empty_steps() -> pa.Table:
-    return pa.schema(list(STEP_COLUMNS.items())).empty_table()
+    return STEP_SCHEMA.empty_table()
 
 
 def _conform(columns: dict[str, pa.Array], n: int) -> pa.Table:
-    arrays = [columns[name].cast(t) if name in columns else pa.nulls(n, t)
-              for name, t in STEP_COLUMNS.items()]
-    return pa.table(arrays, schema=pa.schema(list(STEP_COLUMNS.items())))
+    arrays = [(columns[name] if columns[name].type == t else columns[name].cast(t))
+              if name in columns else pa.nulls(n, t) for name, t in STEP_COLUMNS.items()]
+    return pa.table(arrays, schema=STEP_SCHEMA)
 
 
 def _restarts_and_dedupe(table: pa.Table) -> pa.Table:
