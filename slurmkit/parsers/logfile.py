@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.abc
 import json
 import os
+import stat
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -64,13 +65,13 @@ def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
                  count_lines: bool = True,
                  pool_size: int = RANGE_POOL) -> Iterator[tuple[bytearray | bytes, int, bool]]:
     """iter_ranges without copies: each chunk is one of ``pool_size`` bytearrays reused in
-    turn, valid until ``pool_size - 1`` more chunks were yielded. A fresh 16 MiB buffer per range cost
-    an allocation, its page faults and a copy to prepend the previous range's partial line:
-    three times the time of the read itself. Without ``count_lines`` every first line is 1
+    turn, valid until ``pool_size - 1`` more chunks were yielded. A fresh 16 MiB buffer per
+    range cost an allocation, its page faults and a copy to prepend the previous range's
+    partial line: three times the time of the read itself. Without ``count_lines`` every first line is 1
     (read_log counts line breaks itself, once per range)."""
     pool = [bytearray() for _ in range(pool_size)]
     carry, line, turn = b"", 1, 0
-    cap = _bytes_left(fh, end)
+    cap = _bytes_left(fh, end, size)
     if cap <= size:  # a small file: one plain read (heap memory, reused file after file)
         data = fh.read(cap)
         cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
@@ -84,6 +85,7 @@ def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
         n = _fill(fh, buf, carry, want)
         if not n:
             break
+        cap = size  # a small file that grew since it was measured: read on in whole ranges
         total = len(carry) + n
         cut = max(buf.rfind(b"\n", 0, total), buf.rfind(b"\r", 0, total))
         if cut < 0 and total < size:
@@ -99,14 +101,18 @@ def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
         yield carry, line, False
 
 
-def _bytes_left(fh: BinaryIO, end: int | None) -> int:
-    """Bytes from the position to ``end`` or EOF (buffers of a small file stay small)."""
+def _bytes_left(fh: BinaryIO, end: int | None, size: int) -> int:
+    """Bytes from the position to ``end`` or EOF, plus one (so EOF shows at once): buffers of
+    a small file stay small. More than ``size`` when unknown (a pipe, BytesIO)."""
     if end is not None:
         return max(0, end - fh.tell())
     try:
-        return max(1, os.fstat(fh.fileno()).st_size - fh.tell() + 1)  # +1: see EOF at once
+        st = os.fstat(fh.fileno())
     except (OSError, AttributeError, ValueError):  # not a real file (BytesIO)
-        return RANGE_BYTES
+        return size + 1
+    if not stat.S_ISREG(st.st_mode):  # a pipe or device: its size says nothing
+        return size + 1
+    return max(1, st.st_size - fh.tell() + 1)
 
 
 def _fill(fh: BinaryIO, buf: bytearray, carry: bytes, want: int) -> int:

@@ -224,6 +224,23 @@ def test_iter_ranges_line_numbers():
                for i, (_, first, _) in enumerate(ranges))
 
 
+def test_iter_ranges_from_a_pipe():
+    """A pipe has no size to trust: it is read in whole ranges, not byte by byte."""
+    import os
+    import threading
+
+    data = b"".join(b"line %d\n" % i for i in range(2000))
+    read_fd, write_fd = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(write_fd, data), os.close(write_fd)))
+    writer.start()
+    with open(read_fd, "rb") as fh:
+        ranges = list(iter_ranges(fh, 4096))
+    writer.join()
+    assert b"".join(c for c, _, _ in ranges) == data
+    assert len(ranges) <= 2 * len(data) // 4096 + 2
+    assert ranges[-1][1] == 1 + b"".join(c for c, _, _ in ranges[:-1]).count(b"\n")
+
+
 def test_records_after_a_long_preamble(tmp_path: Path):
     preamble = "".join(f"  arg_{i} ........................ {i}\n" for i in range(20000))  # ~800 KB
     text = preamble + "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in (1, 2, 3))
