@@ -103,10 +103,15 @@ class Format:
         pre_starts = np.maximum(starts - self.lookbehind, np.concatenate(([0], ends[:-1])))
         pre, records = _slices(chunk, pre_starts, starts, ends)
         raw: dict[str, Any] = {"pos": starts, "pre": pre}
-        records = text_array(records)
-        for fields in self.fields:
-            parts = pc.extract_regex(records, fields)
-            raw.update({f.name: pc.struct_field(parts, [i]) for i, f in enumerate(parts.type)})
+        raw.update(self.extract_fields(text_array(records)))
+        return raw
+
+    def extract_fields(self, records: pa.Array) -> dict[str, pa.Array]:
+        """Every group of every ``fields`` pattern as a column over ``records`` (null where
+        the pattern does not match)."""
+        raw: dict[str, pa.Array] = {}
+        for fields in self.fields or ():
+            raw.update(regex_fields(records, fields))
         return raw
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
@@ -120,6 +125,12 @@ class Format:
             return None
         value = int_array(totals[-1:])[0].as_py()
         return value if value and value > 0 else None
+
+
+def regex_fields(records: pa.Array, pattern: str) -> dict[str, pa.Array]:
+    """The named groups of an RE2 ``pattern``'s first match in each record (Arrow)."""
+    parts = pc.extract_regex(records, pattern)
+    return {f.name: pc.struct_field(parts, [i]) for i, f in enumerate(parts.type)}
 
 
 def _slices(chunk: bytes | bytearray, pre_starts: np.ndarray, starts: np.ndarray,

@@ -17,7 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from slurmkit.parsers.base import Format, timestamps
+import numpy as np
+
+from slurmkit.parsers.base import Format, regex_fields, timestamps
 from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 
@@ -43,6 +45,26 @@ FIELDS = (
     r"\|\s*TFLOPs:" + _V % "ds_tflops",
 )
 
+# Most records spell every key canonically (one space between words), so a field is found by
+# a prefix test on the record's "|"-separated pieces, far cheaper than a regex search per field.
+# Records where that finds nothing (no such field, or a key spelled otherwise: hard-wrapped,
+# doubled spaces) get the field's regex from FIELDS, so the result is the regex's (one case
+# aside: a record holding the same key twice, first spelled otherwise, keeps the canonical one;
+# tests/parse/test_megatron.py checks the equality on generated records).
+# (field regex, value group, canonical keys, unit group and the unit each key implies)
+QUICK_KEYS = (
+    (FIELDS[1], "samples", ("consumed samples:",), None),
+    (FIELDS[2], "elapsed", ("elapsed time per iteration (ms):", "elapsed time per iteration (s):"),
+     ("unit", ("ms", "s"))),
+    (FIELDS[3], "tflops", ("throughput per GPU (TFLOP/s/GPU):",), None),
+    (FIELDS[4], "lr", ("learning rate:",), None),
+    (FIELDS[5], "loss", ("lm loss:", "loss:"), None),
+    (FIELDS[6], "grad", ("grad norm:",), None),
+    (FIELDS[7], "ds_tflops", ("TFLOPs:",), None),
+)
+_REGEX_SPACE = " \t\n\f\r"  # what RE2's \s matches
+_VALUE = r"^[^:]*:[" + _REGEX_SPACE + r"]*(?P<v>[^\s|]+)"
+
 
 class Megatron(Format):
     name = "megatron"
@@ -51,6 +73,15 @@ class Megatron(Format):
     fields = FIELDS
     lookbehind = 23  # " [2024-04-06 03:02:12] " before "iteration"
     done_markers = (b"[after training is done]",)
+
+    def extract_fields(self, records: pa.Array) -> dict[str, pa.Array]:
+        raw = regex_fields(records, FIELDS[0])   # "iteration n/ N" starts every record
+        lists = pc.split_pattern(records, "|")
+        pieces = pc.utf8_ltrim(pc.list_flatten(lists), characters=_REGEX_SPACE)
+        parents = pc.list_parent_indices(lists).to_numpy()
+        for pattern, group, keys, unit in QUICK_KEYS:
+            raw.update(_quick_field(records, pieces, parents, pattern, group, keys, unit))
+        return raw
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
         elapsed = float_array(raw["elapsed"])
@@ -64,3 +95,31 @@ class Megatron(Format):
 
 
 FORMAT = Megatron()
+
+
+def _quick_field(records: pa.Array, pieces: pa.Array, parents: np.ndarray, pattern: str,
+                 group: str, keys: tuple[str, ...], unit: tuple[str, tuple[str, ...]] | None
+                 ) -> dict[str, pa.Array]:
+    """One field of every record: its first piece that starts with a canonical key, else
+    the field's regex (see QUICK_KEYS)."""
+    n = len(records)
+    starts = [pc.starts_with(pieces, key).to_numpy(zero_copy_only=False) for key in keys]
+    hit = np.flatnonzero(np.logical_or.reduce(starts))
+    rows, first = np.unique(parents[hit], return_index=True)
+    hit = hit[first]  # the first matching piece of each record
+    value = pc.struct_field(pc.extract_regex(pieces.take(pa.array(hit)), _VALUE), [0])
+    found = {group: value}
+    if unit is not None:
+        which = np.argmax(np.stack([s[hit] for s in starts]), axis=0)  # the first key that matched
+        found[unit[0]] = pa.array(np.array(unit[1], dtype=object)[which], pa.string())
+    where = np.full(n, -1, np.int64)
+    where[rows] = np.arange(len(rows))
+    where[rows[~pc.is_valid(value).to_numpy(zero_copy_only=False)]] = -1  # no value: the regex decides
+    missing = np.flatnonzero(where < 0)
+    if len(missing):
+        regex = regex_fields(records.take(pa.array(missing)), pattern)
+        where[missing] = len(rows) + np.arange(len(missing))
+        found = {name: pa.concat_arrays([found[name].cast(pa.string()), regex[name].cast(pa.string())])
+                 for name in regex}
+    index = pa.array(where)
+    return {name: column.take(index) for name, column in found.items()}

@@ -1,0 +1,54 @@
+"""Megatron field extraction: the quick key-prefix path must give exactly what the per-field
+regexes (FIELDS, the reference) give, on any record."""
+from __future__ import annotations
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slurmkit.parsers.base import Format
+from slurmkit.parsers.megatron import Megatron
+
+KEYS = ["consumed samples:", "elapsed time per iteration (ms):", "elapsed time per iteration (s):",
+        "throughput per GPU (TFLOP/s/GPU):", "learning rate:", "global batch size:", "lm loss:", "loss:",
+        "loss scale:", "grad norm:", "TFLOPs:", "load_balancing_loss:", "number of skipped iterations:"]
+FIELD_OF = {"elapsed time per iteration (s):": "elapsed time per iteration (ms):", "loss:": "lm loss:"}
+
+space = st.sampled_from([" ", "  ", "\n ", "\t", "", "\v", "\u00a0"])
+value = st.sampled_from(["", "1.0", "1.000000E-04", "9e+3", "nan", "10,050", "14.2K", "-", "x|y"])
+
+
+@st.composite
+def record(draw) -> str:
+    keys = draw(st.lists(st.sampled_from(KEYS), max_size=8))
+    seen, parts = set(), [f"iteration {draw(st.integers(0, 10**6))}/ {draw(st.integers(0, 10**6))}"]
+    for key in keys:
+        field = FIELD_OF.get(key, key)
+        if field in seen:  # one field once per record (the quick path takes the first canonical key)
+            continue
+        seen.add(field)
+        spelled = key.replace(" ", draw(space) or " ") if draw(st.booleans()) else key
+        parts.append(f"{draw(space)}{spelled}{draw(space)}{draw(value)}{draw(space)}")
+    return " |".join(parts) + " |"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(record(), min_size=1, max_size=20))
+def test_quick_fields_equal_the_regexes(records):
+    text = pa.array(records, pa.string())
+    fmt = Megatron()
+    reference = Format.extract_fields(fmt, text)
+    quick = fmt.extract_fields(text)
+    assert set(quick) == set(reference)
+    for name in reference:
+        assert quick[name].to_pylist() == reference[name].to_pylist(), name
+
+
+def test_quick_fields_of_a_plain_record():
+    rec = (" iteration      100/    1000 | consumed samples:        12800 | elapsed time per iteration (ms):"
+           " 3083.6 | throughput per GPU (TFLOP/s/GPU): 414.4 | learning rate: 1.485002E-04 | global batch"
+           " size:   256 | lm loss: 1.962310E+00 | loss scale: 1.0 | grad norm: 0.785 |")
+    got = {k: v[0].as_py() for k, v in Megatron().extract_fields(pa.array([rec.strip()])).items()}
+    assert got == {"step": "100", "total": "1000", "samples": "12800", "unit": "ms", "elapsed": "3083.6",
+                   "tflops": "414.4", "lr": "1.485002E-04", "loss": "1.962310E+00", "grad": "0.785",
+                   "ds_tflops": None}
