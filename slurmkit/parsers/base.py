@@ -37,6 +37,9 @@ BARE_ANSI = re.compile(rb"\[(?:\d{1,3};)*\d{0,3}m")
 # srun -l " 0: ", torchrun "[default7]:", torch>=2.2 "[rank0]:", NeMo-Run "<task>/0 [default0]:",
 # a markdown quote "> " in pasted logs.
 RANK_LABEL = re.compile(r"^(?:> ?)?(?:\s*\d+: |\[default\d+\]:|\[rank\d+\]:|\S+/\d+ \[default\d+\]:)")
+# quick_field's fixed cost (a dozen Arrow and numpy calls per field) pays off from about 2000
+# records (measured: twice as slow as the regexes on 500 records, twice as fast on 10,000)
+QUICK_MIN_RECORDS = 2048
 DETECT_BYTES = 256 * 2**10  # detection looks at the start of a range first
 _TIMESTAMP = r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[,.](?P<frac>\d{1,6}))?"
 
@@ -58,6 +61,7 @@ class Format:
     #                                        record's text (one small pattern per field is faster)
     strip_bare_ansi: bool = False
     splittable: bool = True       # no state carried between ranges: halves can be parsed apart
+    quick_min_records: int = QUICK_MIN_RECORDS  # formats with quick_field use it from this many
 
     def __init__(self) -> None:
         # run-level facts a format reads off its records (status, time_to_train_s...)
@@ -131,6 +135,47 @@ def regex_fields(records: pa.Array, pattern: str) -> dict[str, pa.Array]:
     """The named groups of an RE2 ``pattern``'s first match in each record (Arrow)."""
     parts = pc.extract_regex(records, pattern)
     return {f.name: pc.struct_field(parts, [i]) for i, f in enumerate(parts.type)}
+
+
+REGEX_SPACE = " \t\n\f\r"  # what RE2's \s matches
+
+
+def key_pieces(records: pa.Array, sep: str, space: str) -> tuple[pa.Array, np.ndarray]:
+    """The ``sep``-separated pieces of all records, without leading ``space``, and the record
+    each piece belongs to (for quick_field)."""
+    lists = pc.split_pattern(records, sep)
+    pieces = pc.utf8_ltrim(pc.list_flatten(lists), characters=space)
+    return pieces, pc.list_parent_indices(lists).to_numpy()
+
+
+def quick_field(records: pa.Array, pieces: pa.Array, parents: np.ndarray, pattern: str,
+                group: str, keys: tuple[str, ...], value: str,
+                unit: tuple[str, tuple[str, ...]] | None = None) -> dict[str, pa.Array]:
+    """One field of every record, found by a prefix test instead of a regex search: the first
+    of its pieces (key_pieces) that starts with one of ``keys``, its value group ``v`` of the
+    RE2 ``value`` pattern renamed ``group`` (and ``unit``: a group named unit[0] holding the
+    unit unit[1][i] that keys[i] implies). Records where that finds no value get ``pattern``,
+    the field's regex, whose groups the result has."""
+    starts = [pc.starts_with(pieces, key).to_numpy(zero_copy_only=False) for key in keys]
+    hit = np.flatnonzero(np.logical_or.reduce(starts))
+    rows, first = np.unique(parents[hit], return_index=True)
+    hit = hit[first]  # the first matching piece of each record
+    values = pc.struct_field(pc.extract_regex(pieces.take(pa.array(hit)), value), [0])
+    found = {group: values}
+    if unit is not None:
+        which = np.argmax(np.stack([s[hit] for s in starts]), axis=0)  # the key that matched
+        found[unit[0]] = pa.array(np.array(unit[1], dtype=object)[which], pa.string())
+    where = np.full(len(records), -1, np.int64)
+    where[rows] = np.arange(len(rows))
+    where[rows[~pc.is_valid(values).to_numpy(zero_copy_only=False)]] = -1  # the regex decides
+    missing = np.flatnonzero(where < 0)
+    if len(missing):
+        regex = regex_fields(records.take(pa.array(missing)), pattern)
+        where[missing] = len(rows) + np.arange(len(missing))
+        found = {name: pa.concat_arrays([found[name].cast(pa.string()), regex[name].cast(pa.string())])
+                 for name in regex}
+    index = pa.array(where)
+    return {name: column.take(index) for name, column in found.items()}
 
 
 def _slices(chunk: bytes | bytearray, pre_starts: np.ndarray, starts: np.ndarray,

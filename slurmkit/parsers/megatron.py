@@ -17,9 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-import numpy as np
 
-from slurmkit.parsers.base import Format, regex_fields, timestamps
+from slurmkit.parsers.base import (REGEX_SPACE, Format, key_pieces, quick_field, regex_fields,
+                                   timestamps)
 from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 
@@ -62,8 +62,7 @@ QUICK_KEYS = (
     (FIELDS[6], "grad", ("grad norm:",), None),
     (FIELDS[7], "ds_tflops", ("TFLOPs:",), None),
 )
-_REGEX_SPACE = " \t\n\f\r"  # what RE2's \s matches
-_VALUE = r"^[^:]*:[" + _REGEX_SPACE + r"]*(?P<v>[^\s|]+)"
+_VALUE = r"^[^:]*:[" + REGEX_SPACE + r"]*(?P<v>[^\s|]+)"  # in a piece that starts with a key
 
 
 class Megatron(Format):
@@ -75,12 +74,12 @@ class Megatron(Format):
     done_markers = (b"[after training is done]",)
 
     def extract_fields(self, records: pa.Array) -> dict[str, pa.Array]:
+        if len(records) < self.quick_min_records:
+            return super().extract_fields(records)
         raw = regex_fields(records, FIELDS[0])   # "iteration n/ N" starts every record
-        lists = pc.split_pattern(records, "|")
-        pieces = pc.utf8_ltrim(pc.list_flatten(lists), characters=_REGEX_SPACE)
-        parents = pc.list_parent_indices(lists).to_numpy()
+        pieces, parents = key_pieces(records, "|", REGEX_SPACE)
         for pattern, group, keys, unit in QUICK_KEYS:
-            raw.update(_quick_field(records, pieces, parents, pattern, group, keys, unit))
+            raw.update(quick_field(records, pieces, parents, pattern, group, keys, _VALUE, unit))
         return raw
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
@@ -96,30 +95,3 @@ class Megatron(Format):
 
 FORMAT = Megatron()
 
-
-def _quick_field(records: pa.Array, pieces: pa.Array, parents: np.ndarray, pattern: str,
-                 group: str, keys: tuple[str, ...], unit: tuple[str, tuple[str, ...]] | None
-                 ) -> dict[str, pa.Array]:
-    """One field of every record: its first piece that starts with a canonical key, else
-    the field's regex (see QUICK_KEYS)."""
-    n = len(records)
-    starts = [pc.starts_with(pieces, key).to_numpy(zero_copy_only=False) for key in keys]
-    hit = np.flatnonzero(np.logical_or.reduce(starts))
-    rows, first = np.unique(parents[hit], return_index=True)
-    hit = hit[first]  # the first matching piece of each record
-    value = pc.struct_field(pc.extract_regex(pieces.take(pa.array(hit)), _VALUE), [0])
-    found = {group: value}
-    if unit is not None:
-        which = np.argmax(np.stack([s[hit] for s in starts]), axis=0)  # the first key that matched
-        found[unit[0]] = pa.array(np.array(unit[1], dtype=object)[which], pa.string())
-    where = np.full(n, -1, np.int64)
-    where[rows] = np.arange(len(rows))
-    where[rows[~pc.is_valid(value).to_numpy(zero_copy_only=False)]] = -1  # no value: the regex decides
-    missing = np.flatnonzero(where < 0)
-    if len(missing):
-        regex = regex_fields(records.take(pa.array(missing)), pattern)
-        where[missing] = len(rows) + np.arange(len(missing))
-        found = {name: pa.concat_arrays([found[name].cast(pa.string()), regex[name].cast(pa.string())])
-                 for name in regex}
-    index = pa.array(where)
-    return {name: column.take(index) for name, column in found.items()}
