@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,7 @@ class _Segment:
     warnings: list[tuple[int, str]] = field(default_factory=list)
     tail: list[tuple[bytes, int]] = field(default_factory=list)
     format: Format | None = None
+    parts_file: str | None = None       # where a worker left ``parts`` (see _segment_job)
 
 
 def read_log(path: Path | str, fmt_name: str | None = None,
@@ -226,8 +228,31 @@ def _read_segment(path: Path, fmt: Format | None, start: int, end: int, range_by
 
 def _segment_job(path: Path, fmt_name: str, start: int, end: int, range_bytes: int) -> _Segment:
     """The second half of a split log, in a worker process (returns no tail: the parent
-    reads the end of the file itself)."""
-    return _read_segment(path, new_format(fmt_name), start, end, range_bytes, keep_tail=False)
+    reads the end of the file itself). Its step rows go back in a temporary Arrow file, not
+    through the result pipe: pickling them would add a copy in each process just when memory
+    peaks."""
+    seg = _read_segment(path, new_format(fmt_name), start, end, range_bytes, keep_tail=False)
+    fd, seg.parts_file = tempfile.mkstemp(prefix=".slurmkit-steps-", suffix=".arrow")
+    try:
+        with open(fd, "wb") as fh, pa.ipc.new_file(fh, STEP_SCHEMA) as writer:
+            for table in seg.parts:
+                writer.write_table(table)
+    except BaseException:
+        os.unlink(seg.parts_file)
+        raise
+    seg.parts = []
+    return seg
+
+
+def _load_parts(seg: _Segment) -> _Segment:
+    """A worker's segment with its step rows mapped from its temporary file (then removed)."""
+    if seg.parts_file:
+        try:
+            table = pa.ipc.open_file(pa.memory_map(seg.parts_file)).read_all()
+        finally:
+            os.unlink(seg.parts_file)
+        seg.parts, seg.parts_file = ([table] if table.num_rows else []), None
+    return seg
 
 
 def _read_split(path: Path, fmt: Format, size: int, range_bytes: int) -> ParsedLog:
@@ -237,8 +262,11 @@ def _read_split(path: Path, fmt: Format, size: int, range_bytes: int) -> ParsedL
         mid = fh.tell()  # the first line start after the middle
     with ProcessPoolExecutor(max_workers=1, initializer=worker_init) as pool:
         second = pool.submit(_segment_job, path, fmt.name, mid, size, range_bytes)
-        first = _read_segment(path, fmt, 0, mid, range_bytes, keep_tail=False)
-        segments = [first, second.result()]
+        try:
+            first = _read_segment(path, fmt, 0, mid, range_bytes, keep_tail=False)
+        finally:  # (also when the first half failed: the worker's file is removed)
+            rest = _load_parts(second.result())
+        segments = [first, rest]
     tail = _read_tail(path, size, int(range_bytes * 1.5), first.lines + segments[1].lines)
     return _finish(path, fmt, segments, tail)
 

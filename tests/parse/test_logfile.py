@@ -309,3 +309,19 @@ def test_parse_worker_needs_no_pandas(tmp_path: Path):
               "log = read_log(sys.argv[1]); print(log.steps.column('step').to_pylist(), 'pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[1,", "2,", "3]", "False"]
+
+
+def test_split_read_leaves_no_temporary_file(tmp_path: Path, monkeypatch):
+    """The worker's half comes back through a temporary Arrow file, removed once read."""
+    import tempfile
+
+    from slurmkit.parsers import logfile
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # the forked worker inherits it
+    monkeypatch.setattr(logfile, "SPLIT_MIN_BYTES", 1000)
+    path = _write(tmp_path, "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in range(1, 200)).encode())
+    log = read_log(path, range_bytes=2048, workers=2)
+    assert col(log, "step") == list(range(1, 200))
+    assert list(spool.iterdir()) == []
