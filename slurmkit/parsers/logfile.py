@@ -167,7 +167,9 @@ def worker_init() -> None:
         sys.meta_path.insert(0, _NoPandas())
 
 
-SPLIT_MIN_BYTES = 256 * 2**20  # logs this big are read by two processes, one half each
+# Logs this big are read by two processes, one half each: a forked worker starts in milliseconds
+# (measured on 80 MB: 0.82 s for two processes, 1.15 s for one, the same CPU time).
+SPLIT_MIN_BYTES = 64 * 2**20
 
 
 @dataclass
