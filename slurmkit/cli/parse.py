@@ -37,6 +37,7 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
     from pathlib import Path
 
     from slurmkit.parse import expand_paths, parse_paths
+    from slurmkit.parsers.logfile import no_pandas
 
     if not paths and not run_dir:
         raise click.UsageError("give log files, folders or globs (or --run-dir DIR)")
@@ -49,20 +50,22 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
         if summary["understood"]:
             lines.append(_summary_line(summary))
 
-    if len(files) > 5:
-        with click.progressbar(length=len(files), label="parsing", file=click.get_text_stream("stderr")) as bar:
-            def tick(summary: dict) -> None:
-                report(summary)
-                bar.update(1)
-            try:
-                parse_paths(files, out_dir, fmt, warmup_steps, run_dir, on_done=tick)
-            finally:
-                _flush(lines)
-        return
-    try:
-        parse_paths(files, out_dir, fmt, warmup_steps, run_dir, on_done=report)
-    finally:
-        _flush(lines)
+    # parsing only writes Parquet: this process need not pay for pyarrow's pandas import
+    with no_pandas():
+        if len(files) > 5:
+            with click.progressbar(length=len(files), label="parsing", file=click.get_text_stream("stderr")) as bar:
+                def tick(summary: dict) -> None:
+                    report(summary)
+                    bar.update(1)
+                try:
+                    parse_paths(files, out_dir, fmt, warmup_steps, run_dir, on_done=tick)
+                finally:
+                    _flush(lines)
+            return
+        try:
+            parse_paths(files, out_dir, fmt, warmup_steps, run_dir, on_done=report)
+        finally:
+            _flush(lines)
 
 
 def _flush(lines: list[str]) -> None:

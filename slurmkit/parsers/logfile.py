@@ -8,6 +8,7 @@ restart detection (a step lower than the one before starts restart index + 1) an
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import json
 import os
@@ -165,6 +166,23 @@ def worker_init() -> None:
     """
     if not any(isinstance(f, _NoPandas) for f in sys.meta_path):
         sys.meta_path.insert(0, _NoPandas())
+
+
+@contextlib.contextmanager
+def no_pandas() -> Iterator[None]:
+    """worker_init for a while in the calling process (``slurmkit parse``, which only writes
+    Parquet: 0.35 s of CPU saved when it parses a log itself). Nothing is refused when pandas
+    is already loaded, and the refusal ends with the block; pyarrow's pandas conversions
+    (``to_pandas``) try the import again when first used afterwards."""
+    if "pandas" in sys.modules or any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        yield
+        return
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 # Logs this big are read by two processes, one half each: a forked worker starts in milliseconds

@@ -325,3 +325,29 @@ def test_split_read_leaves_no_temporary_file(tmp_path: Path, monkeypatch):
     log = read_log(path, range_bytes=2048, workers=2)
     assert col(log, "step") == list(range(1, 200))
     assert list(spool.iterdir()) == []
+
+
+def test_no_pandas_lasts_only_for_its_block(tmp_path: Path):
+    """`slurmkit parse` parses without importing pandas; after the block pandas imports and
+    pyarrow's to_pandas works again (a library caller may go on to use it)."""
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in (1, 2, 3)).encode())
+    script = ("import sys; from slurmkit.parsers.logfile import no_pandas, read_log\n"
+              "with no_pandas():\n"
+              "    log = read_log(sys.argv[1]); inside = 'pandas' in sys.modules\n"
+              "print(inside, list(log.steps.to_pandas()['step']))")
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "[1,", "2,", "3]"]
+
+
+def test_no_pandas_leaves_loaded_pandas_alone():
+    import sys
+
+    import pandas  # noqa: F401  (already loaded: nothing to refuse)
+
+    from slurmkit.parsers.logfile import _NoPandas, no_pandas
+
+    with no_pandas():
+        assert not any(isinstance(f, _NoPandas) for f in sys.meta_path)
