@@ -207,7 +207,9 @@ def _run_all(jobs: list[tuple], on_done: Callable[[dict[str, Any]], None] | None
     workers = min(2, os.cpu_count() or 1)
     if len(jobs) > 1 and total >= PARALLEL_MIN_BYTES and workers > 1:
         with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
-            for summary in pool.map(_parse_job, [(*job, 1) for job in jobs]):
+            # a few files per task: fewer round trips, and the last tasks still even out
+            chunk = max(1, len(jobs) // (workers * 32))
+            for summary in pool.map(_parse_job, [(*job, 1) for job in jobs], chunksize=chunk):
                 on_done and on_done(summary)
                 yield summary
         return

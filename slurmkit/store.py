@@ -169,25 +169,33 @@ def write_run(results_dir: Path | str, run: dict[str, Any], steps: pa.Table) -> 
     # dictionaries only for the strings repeated on every row; statistics only for the key
     # columns a reader filters on: a third less time to write a small run, and smaller
     _write_atomic(results_dir / "steps" / name, STEPS_SCHEMA, batches,
+                  in_memory=steps.num_rows <= STEPS_BATCH_ROWS,
                   use_dictionary=["run_id", "source_file"],
                   write_statistics=["run_id", "restart", "step"])
     # one row: statistics, dictionaries and compression cost time and save nothing
-    _write_atomic(results_dir / "runs" / name, RUNS_SCHEMA, [runs_table([run])],
+    _write_atomic(results_dir / "runs" / name, RUNS_SCHEMA, [runs_table([run])], in_memory=True,
                   compression="none", write_statistics=False, use_dictionary=False)
 
 
-def _write_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], **options: Any) -> None:
+def _write_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], in_memory: bool = False,
+                  **options: Any) -> None:
     """Tables (one row group each) to ``path`` via a hidden temporary file and a rename.
 
-    The writer gets the temporary file's open descriptor: no second open, no path resolution
-    (a run's files are small, so per-file costs are most of the time of writing them)."""
+    A run's files are mostly small, so per-file costs are most of the time of writing them:
+    ``in_memory`` (for one batch of rows) builds the file in an Arrow buffer and writes it with
+    one system call, without the Python file object Arrow otherwise writes through; larger
+    files stream to the temporary file's open descriptor (no second open)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     options.setdefault("compression", "snappy")
     try:
-        with open(fd, "wb") as fh, pq.ParquetWriter(fh, schema, **options) as writer:
-            for table in tables:
-                writer.write_table(table)
+        with open(fd, "wb") as fh:
+            sink = pa.BufferOutputStream() if in_memory else fh
+            with pq.ParquetWriter(sink, schema, **options) as writer:
+                for table in tables:
+                    writer.write_table(table)
+            if in_memory:
+                fh.write(sink.getvalue())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

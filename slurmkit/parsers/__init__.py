@@ -27,10 +27,12 @@ def detect_format(chunk: bytes) -> Format | None:
 
 
 def _detect(sample: bytes) -> Format | None:
+    candidates = [cls for cls in FORMATS.values() if cls.keyword in sample]
+    if len(candidates) == 1:  # nothing to outcount: one record is enough to say yes
+        only = candidates[0]()
+        return only if only.has_record(sample) else None
     best, best_count = None, 0
-    for cls in FORMATS.values():
-        if cls.keyword not in sample:
-            continue
+    for cls in candidates:
         candidate = cls()
         count = candidate.detect(sample)
         if count > best_count:

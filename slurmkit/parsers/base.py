@@ -73,6 +73,10 @@ class Format:
             return 0
         return sum(1 for _ in zip(range(50), self.pattern.finditer(self.clean(sample))))
 
+    def has_record(self, sample: bytes) -> bool:
+        """Whether the sample holds a record of this format (detect(sample) > 0)."""
+        return self.keyword in sample and self.pattern.search(self.clean(sample)) is not None
+
     def clean(self, chunk: bytes) -> bytes:
         """Remove colour codes; newlines are kept so line numbers stay right."""
         if b"\x1b" in chunk:

@@ -115,3 +115,14 @@ def test_concurrent_processes_lose_nothing(tmp_path: Path):
     assert len(steps) == 30 * 3 + 4
     assert not list(tmp_path.glob("*/.*"))  # no temporaries left behind
     assert isinstance(runs, pd.DataFrame)
+
+
+def test_steps_files_keep_key_statistics(tmp_path: Path):
+    """Small and large steps files carry min/max of the key columns (readers skip by step)."""
+    for run_id, n in (("small", 7), ("large", store.STEPS_BATCH_ROWS + 3)):
+        store.write_run(tmp_path, {"run_id": run_id}, _steps(n))
+        group = pq.ParquetFile(tmp_path / "steps" / f"{run_id}.parquet").metadata.row_group(0)
+        stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)}
+        assert (stats["step"].min, stats["step"].max) == (1, min(n, store.STEPS_BATCH_ROWS))
+        assert stats["run_id"].min == run_id
+        assert pq.read_table(tmp_path / "runs" / f"{run_id}.parquet").column("run_id").to_pylist() == [run_id]
