@@ -255,16 +255,18 @@ def _table_files(folder: Path, run_ids: Iterable[str] | None) -> list[Path]:
 
 
 def _read_checked(path: Path, results_dir: Path, columns: list[str] | None) -> pa.Table:
-    """One file, after checking its schema version."""
+    """One file, after checking its schema version; the footer is read once for both."""
     try:
-        meta = pq.read_schema(path).metadata or {}
+        parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise ResultsError(f"cannot read {path.name}: {exc}", location=Location(str(path)),
                            hint=f"re-create it with `{FIX_COMMAND.format(results=results_dir)}`")
-    found = meta.get(VERSION_KEY, b"none").decode(errors="replace")
-    if found != str(SCHEMA_VERSION):
-        raise ResultsError(
-            f"results schema version: found {found}, required {SCHEMA_VERSION}",
-            location=Location(str(path)),
-            hint=f"re-parse the logs with `{FIX_COMMAND.format(results=results_dir)}`")
-    return pq.read_table(path, columns=columns)
+    with parquet:
+        meta = parquet.schema_arrow.metadata or {}
+        found = meta.get(VERSION_KEY, b"none").decode(errors="replace")
+        if found != str(SCHEMA_VERSION):
+            raise ResultsError(
+                f"results schema version: found {found}, required {SCHEMA_VERSION}",
+                location=Location(str(path)),
+                hint=f"re-parse the logs with `{FIX_COMMAND.format(results=results_dir)}`")
+        return parquet.read(columns=columns)
