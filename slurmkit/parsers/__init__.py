@@ -8,6 +8,8 @@ from __future__ import annotations
 from slurmkit.parsers import hf, megatron, mllog, nemo1, nemo2, torchtitan, trainer
 from slurmkit.parsers.base import DETECT_BYTES, Format
 
+QUICK_DETECT_BYTES = 32 * 2**10
+
 FORMATS: dict[str, type[Format]] = {
     cls.name: cls for cls in (
         trainer.Trainer, mllog.MLLog, nemo2.NeMo2, nemo1.NeMo1, megatron.Megatron,
@@ -22,7 +24,17 @@ def new_format(name: str) -> Format:
 
 def detect_format(chunk: bytes) -> Format | None:
     """The format with the most records at the start of ``chunk`` (ties: registry order), or
-    None. Looks at the first DETECT_BYTES, then at the whole chunk (long preambles)."""
+    None. Looks at the first DETECT_BYTES, then at the whole chunk (long preambles).
+
+    A first look at the first QUICK_DETECT_BYTES settles the common case, one format's keyword
+    and records there and no other format's keyword, for an eighth of the keyword searches
+    (seven searches of 256 KiB were a tenth of the time of parsing a 1 MB log)."""
+    head = chunk[:QUICK_DETECT_BYTES]
+    candidates = [cls for cls in FORMATS.values() if cls.keyword in head]
+    if len(candidates) == 1 and len(chunk) > QUICK_DETECT_BYTES:
+        only = candidates[0]()
+        if only.has_record(head):
+            return only
     return _detect(chunk[:DETECT_BYTES]) or (_detect(chunk) if len(chunk) > DETECT_BYTES else None)
 
 

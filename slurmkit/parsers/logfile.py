@@ -322,11 +322,21 @@ def _finish(path: Path, fmt: Format | None, segments: list[_Segment],
     log.failure = _tail_failure(tail)
     if fmt is not None:
         log.format, log.facts = fmt.name, fmt.facts
-        # training prints its "finished" line last: only the final ranges need a look
-        log.done = any(m in chunk for chunk, _ in tail for m in fmt.done_markers)
+        log.done = _finished(fmt, tail)
     if parts:
         log.steps = _restarts_and_dedupe(pa.concat_tables(parts))
     return log
+
+
+def _finished(fmt: Format, tail: list[tuple[bytes, int]]) -> bool:
+    """Whether the format's "finished" line is in the final ranges. Training prints it last,
+    so the last TAIL_PEEK_BYTES are searched first: a finished log costs one short search
+    instead of a search of the whole tail per marker."""
+    if not tail or not fmt.done_markers:
+        return False
+    end = tail[-1][0][-TAIL_PEEK_BYTES:]
+    return (any(m in end for m in fmt.done_markers)
+            or any(m in chunk for chunk, _ in tail for m in fmt.done_markers))
 
 
 def _detect_head(path: Path, range_bytes: int) -> Format | None:
