@@ -31,6 +31,8 @@ from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log, wor
 
 FORMAT_CHOICES = ("auto", *FORMATS)
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this, worker start-up costs more than it saves
+GROUP_FILES = 16           # logs per written batch: 2 Parquet files per group instead of per log
+GROUP_BYTES = 64 * 2**20   # ... or fewer, so a group's steps tables stay a modest size in memory
 _JOB_ID = re.compile(r"[-_](\d+)$")
 
 
@@ -158,21 +160,40 @@ def _set_status(row: dict[str, Any], log: ParsedLog, steps: Any, acct: JobAccoun
         row["status"] = "completed" if done else "incomplete"
 
 
-def parse_file(path: Path, out_dir: Path, fmt: str, warmup_steps: int | None,
-               ctx: RunContext, workers: int = 1) -> dict[str, Any]:
-    """Parse one log and write its rows; returns its summary (``understood`` False when the
-    file holds nothing slurmkit recognises; nothing is written then). ``workers``: processes
-    a big log may be split over (see read_log)."""
+_SUMMARY_KEYS = ("run_id", "job_id", "source_format", "source_file", "steps_completed", "steps_target",
+                 "last_step", "status", "failure_reason", "failure_evidence", "step_time_mean_s",
+                 "tokens_per_s_per_gpu", "tflops_per_gpu", "final_loss")
+
+
+def parse_file(path: Path, fmt: str, warmup_steps: int | None, ctx: RunContext,
+               workers: int = 1) -> tuple[dict[str, Any], tuple[dict[str, Any], Any] | None]:
+    """Parse one log: its summary (``understood`` False when the file holds nothing slurmkit
+    recognises) and the (runs row, steps) to write, None then. ``workers``: processes a big
+    log may be split over (see read_log)."""
     log = read_log(path, None if fmt == "auto" else fmt, workers=workers)
     understood = bool(log.format and log.steps.num_rows) or log.failure is not None or bool(log.provenance)
     if not understood:
-        return {"source_file": str(path), "understood": False, "warnings": log.warnings}
+        return {"source_file": str(path), "understood": False, "warnings": log.warnings}, None
     run = build_run(path, log, ctx, warmup_steps)
-    store.write_run(out_dir, run, log.steps)
-    keys = ("run_id", "job_id", "source_format", "source_file", "steps_completed", "steps_target",
-            "last_step", "status", "failure_reason", "failure_evidence", "step_time_mean_s",
-            "tokens_per_s_per_gpu", "tflops_per_gpu", "final_loss")
-    return {**{k: run.get(k) for k in keys}, "understood": True, "warnings": log.warnings}
+    summary = {**{k: run.get(k) for k in _SUMMARY_KEYS}, "understood": True, "warnings": log.warnings}
+    return summary, (run, log.steps)
+
+
+def parse_files(paths: list[Path], out_dir: Path, fmt: str, warmup_steps: int | None,
+                ctx: RunContext, workers: int = 1) -> list[dict[str, Any]]:
+    """Parse a group of logs and write their runs as one batch (store.write_runs: two files
+    for the group, not two per log); one summary per log. The logs parsed before one that
+    fails are still written."""
+    summaries, items = [], []
+    try:
+        for path in paths:
+            summary, item = parse_file(path, fmt, warmup_steps, ctx, workers)
+            summaries.append(summary)
+            if item is not None:
+                items.append(item)
+    finally:
+        store.write_runs(out_dir, items)
+    return summaries
 
 
 def parse_paths(paths: Iterable[str | Path], out_dir: Path | str, fmt: str = "auto",
@@ -187,9 +208,7 @@ def parse_paths(paths: Iterable[str | Path], out_dir: Path | str, fmt: str = "au
     files = expand_paths(paths)
     limit_heap_growth()
     ctx = load_run_dir(run_dir) if run_dir else RunContext()
-    out_dir = Path(out_dir)
-    jobs = [(f, out_dir, fmt, warmup_steps, ctx) for f in files]
-    summaries = list(_run_all(jobs, on_done))
+    summaries = list(_run_all(files, (Path(out_dir), fmt, warmup_steps, ctx), on_done))
     bad = [s for s in summaries if not s["understood"]]
     if bad:
         names = ", ".join(FORMATS)
@@ -200,24 +219,43 @@ def parse_paths(paths: Iterable[str | Path], out_dir: Path | str, fmt: str = "au
     return summaries
 
 
-def _run_all(jobs: list[tuple], on_done: Callable[[dict[str, Any]], None] | None) -> Iterable[dict[str, Any]]:
-    """Parse files, on two worker processes when there is enough to gain: several files
-    share out over a pool; a lone big file is split in two (read_log)."""
-    total = sum(f.stat().st_size for f, *_ in jobs)
+def _run_all(files: list[Path], args: tuple, on_done: Callable[[dict[str, Any]], None] | None
+             ) -> Iterable[dict[str, Any]]:
+    """Parse files in groups (parse_files; ``args`` are its arguments after the paths), on two
+    worker processes when there is enough to gain: groups share out over a pool; a lone big
+    file is split in two (read_log). Summaries come in input order."""
+    sizes = [f.stat().st_size for f in files]
     workers = min(2, os.cpu_count() or 1)
-    if len(jobs) > 1 and total >= PARALLEL_MIN_BYTES and workers > 1:
+    if len(files) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES and workers > 1:
+        # at least ~4 groups per worker, so the last ones still even out
+        groups = _groups(files, sizes, min(GROUP_FILES, -(-len(files) // (workers * 4))))
         with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
-            # a few files per task: fewer round trips, and the last tasks still even out
-            chunk = max(1, len(jobs) // (workers * 32))
-            for summary in pool.map(_parse_job, [(*job, 1) for job in jobs], chunksize=chunk):
-                on_done and on_done(summary)
-                yield summary
+            for summaries in pool.map(_parse_group, [(group, *args, 1) for group in groups]):
+                yield from _reported(summaries, on_done)
         return
-    for job in jobs:
-        summary = _parse_job((*job, workers))
+    for group in _groups(files, sizes, GROUP_FILES):
+        yield from _reported(parse_files(group, *args, workers), on_done)
+
+
+def _groups(files: list[Path], sizes: list[int], most: int) -> list[list[Path]]:
+    """Consecutive runs of files, each at most ``most`` files and (unless one file) GROUP_BYTES."""
+    groups: list[list[Path]] = []
+    total = 0
+    for path, size in zip(files, sizes):
+        if not groups or len(groups[-1]) >= most or total + size > GROUP_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(path)
+        total += size
+    return groups
+
+
+def _reported(summaries: list[dict[str, Any]], on_done: Callable[[dict[str, Any]], None] | None
+              ) -> Iterable[dict[str, Any]]:
+    for summary in summaries:
         on_done and on_done(summary)
         yield summary
 
 
-def _parse_job(job: tuple) -> dict[str, Any]:
-    return parse_file(*job)
+def _parse_group(job: tuple) -> list[dict[str, Any]]:
+    return parse_files(*job)

@@ -2,27 +2,36 @@
 
 Layout (docs/contracts.md, "Results store")::
 
-    RESULTS/runs/<run file>.parquet    one row: the run's summary and parameters
-    RESULTS/steps/<run file>.parquet   one row per (restart, step) of that run
+    RESULTS/runs/<batch>.parquet    one row per run of the batch: summary and parameters
+    RESULTS/steps/<batch>.parquet   one row per (restart, step) of those runs, each run's rows
+                                    in row groups of their own (run_id statistics let readers skip)
 
-One file per run_id in each folder, written to a hidden temporary file then renamed, so
-re-parsing a run replaces its rows, a reader never sees half a file, and two processes writing
-to one results folder at once never rewrite a shared file (nothing is lost). Hidden (``.``)
-files are temporaries and are ignored by readers (pyarrow datasets, DuckDB globs on *.parquet).
+A batch is the runs of one write (``slurmkit parse`` writes up to 16 logs at once); its name
+means one run set (batch_file_name: a lone run keeps run_file_name). Files are written to
+hidden temporaries, then renamed in under an exclusive lock on ``RESULTS/.lock``, which also
+rewrites every older batch that held one of the runs without it: re-parsing a run replaces its
+rows, a reader never sees half a file, and two processes writing to one folder at once lose
+nothing. A crash between the rename and that rewrite can leave a run in two files; parsing it
+again heals that. Hidden (``.``) files are temporaries and are ignored by readers (pyarrow
+datasets, DuckDB globs on *.parquet).
 
 Every file's Parquet metadata carries ``slurmkit.schema_version``; readers refuse any other
 version with "found X, required Y" and the command that rebuilds the folder.
 """
 from __future__ import annotations
 
+import bisect
+import fcntl
 import hashlib
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from slurmkit.errors import Location, ResultsError
@@ -102,6 +111,16 @@ def run_file_name(run_id: str) -> str:
     return f"{safe}-{digest}.parquet"
 
 
+def batch_file_name(run_ids: Iterable[str]) -> str:
+    """The file name of a set of runs in both folders: run_file_name for one run, else a hash
+    of the sorted run_ids, so a name always means the same run set."""
+    ids = sorted(set(run_ids))
+    if len(ids) == 1:
+        return run_file_name(ids[0])
+    joined = "\0".join(ids).encode("utf-8", "surrogatepass")
+    return f"batch-{hashlib.sha256(joined).hexdigest()[:24]}.parquet"
+
+
 def runs_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (dicts keyed by RUNS_SCHEMA names; missing keys are null) as a typed runs table."""
     unknown = {k for row in rows for k in row} - set(RUNS_SCHEMA.names)
@@ -152,42 +171,173 @@ def conform_steps(steps: pa.Table, run_id: str, source_file: str | None = None) 
     return pa.table(columns, schema=STEPS_SCHEMA)
 
 
-def write_run(results_dir: Path | str, run: dict[str, Any], steps: pa.Table) -> None:
-    """Write (or replace) one run's rows in both datasets, each file atomically.
+# dictionaries only for the strings repeated on every row; statistics only for the key columns a
+# reader filters on: a third less time to write a small run, and smaller
+_STEPS_OPTIONS: dict[str, Any] = dict(compression="snappy", use_dictionary=["run_id", "source_file"],
+                                      write_statistics=["run_id", "restart", "step"])
+# a few rows: compression and dictionaries cost time and save nothing
+_RUNS_OPTIONS: dict[str, Any] = dict(compression="none", use_dictionary=False, write_statistics=["run_id"])
 
-    The steps file goes first, so a runs row never points at steps that are not there yet.
-    ``steps`` may lack run_id/source_file (taken from ``run``) and any optional column.
-    """
-    run_id = run.get("run_id")
-    if not run_id:
-        raise ValueError("run has no run_id")
-    name = run_file_name(str(run_id))
+# file name -> the run_ids it holds, learnt once per process: valid because a name always
+# means the same run set (batch_file_name), whichever process wrote or rewrote the file
+_RUN_SETS: dict[str, frozenset[str]] = {}
+
+
+def write_run(results_dir: Path | str, run: dict[str, Any], steps: pa.Table) -> None:
+    """Write (or replace) one run's rows: write_runs of one run (files named run_file_name)."""
+    write_runs(results_dir, [(run, steps)])
+
+
+def write_runs(results_dir: Path | str, items: list[tuple[dict[str, Any], pa.Table]]) -> None:
+    """Write (or replace) a batch of runs: one steps file (each run's steps in row groups of
+    their own, whose run_id statistics let readers skip) and one runs file, both named
+    batch_file_name(run_ids). A run given twice keeps its last rows; ``steps`` may lack
+    run_id/source_file (taken from the run) and any optional column.
+
+    The files are built as hidden temporaries; then, under the folder's lock, they are renamed
+    in (steps first, so a runs row never points at steps that are not there yet) and every
+    older file holding one of these runs is rewritten without it, so nothing is duplicated and
+    concurrent writers lose nothing."""
+    runs: dict[str, tuple[dict[str, Any], pa.Table]] = {}
+    for run, steps in items:
+        if not run.get("run_id"):
+            raise ValueError("run has no run_id")
+        runs.pop(str(run["run_id"]), None)
+        runs[str(run["run_id"])] = (run, steps)
+    if not runs:
+        return
     results_dir = Path(results_dir)
-    source = run.get("source_file")
-    batches = (conform_steps(steps.slice(start, STEPS_BATCH_ROWS), str(run_id), source)
-               for start in range(0, max(steps.num_rows, 1), STEPS_BATCH_ROWS))
-    # dictionaries only for the strings repeated on every row; statistics only for the key
-    # columns a reader filters on: a third less time to write a small run, and smaller
-    _write_atomic(results_dir / "steps" / name, STEPS_SCHEMA, batches,
-                  in_memory=steps.num_rows <= STEPS_BATCH_ROWS,
-                  use_dictionary=["run_id", "source_file"],
-                  write_statistics=["run_id", "restart", "step"])
-    # one row: statistics, dictionaries and compression cost time and save nothing
-    _write_atomic(results_dir / "runs" / name, RUNS_SCHEMA, [runs_table([run])], in_memory=True,
-                  compression="none", write_statistics=False, use_dictionary=False)
+    name = batch_file_name(runs)
+    rows = sum(steps.num_rows for _, steps in runs.values())
+    temps: dict[str, Path] = {}
+    try:
+        temps["steps"] = _write_temp(results_dir / "steps" / name, STEPS_SCHEMA, _steps_batches(runs),
+                                     in_memory=rows <= STEPS_BATCH_ROWS, **_STEPS_OPTIONS)
+        temps["runs"] = _write_temp(results_dir / "runs" / name, RUNS_SCHEMA,
+                                    [runs_table([run for run, _ in runs.values()])], in_memory=True,
+                                    **_RUNS_OPTIONS)
+        with _locked(results_dir):
+            older = _files_holding(results_dir, runs.keys())
+            older.pop(name, None)  # replaced by the rename itself
+            for folder in ("steps", "runs"):
+                os.replace(temps.pop(folder), results_dir / folder / name)
+            _RUN_SETS[name] = frozenset(runs)
+            for old_name, held in sorted(older.items()):
+                _drop_runs(results_dir, old_name, held, runs.keys())
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _steps_batches(runs: dict[str, tuple[dict[str, Any], pa.Table]]) -> Iterator[pa.Table]:
+    """Each run's steps, conformed, in slices of at most STEPS_BATCH_ROWS (one row group each):
+    bounded memory, and no row group mixes runs. A lone run keeps its row group when empty."""
+    for run_id, (run, steps) in runs.items():
+        if steps.num_rows or len(runs) == 1:
+            for start in range(0, max(steps.num_rows, 1), STEPS_BATCH_ROWS):
+                yield conform_steps(steps.slice(start, STEPS_BATCH_ROWS), run_id, run.get("source_file"))
+
+
+@contextmanager
+def _locked(results_dir: Path) -> Iterator[None]:
+    """An exclusive lock on RESULTS/.lock, released when the descriptor closes."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(results_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _files_holding(results_dir: Path, run_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Name -> run set of the files (in either folder) that hold any of ``run_ids``. Called
+    under the lock, so every listed file is complete."""
+    wanted = set(run_ids)
+    found: dict[str, frozenset[str]] = {}
+    seen: set[str] = set()
+    for folder in ("runs", "steps"):  # a name in both is learnt from its small runs file
+        try:
+            names = os.listdir(results_dir / folder)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name.startswith(".") or not name.endswith(".parquet") or name in seen:
+                continue
+            seen.add(name)
+            held = _RUN_SETS.get(name) or _named_run(name)
+            if held is None:
+                held = _read_run_ids(results_dir / folder / name)
+                if folder == "runs":  # a steps file alone (a crash's leftover) may lack step-less runs
+                    _RUN_SETS[name] = held
+            if not held.isdisjoint(wanted):
+                found[name] = held
+    return found
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,180}\.parquet")
+_HASHED_NAME = re.compile(r".*-[0-9a-f]{12}\.parquet|batch-[0-9a-f]{24}\.parquet")
+
+
+def _named_run(name: str) -> frozenset[str] | None:
+    """The run of a file whose name can only be run_file_name(its stem), so a folder of
+    single-run files is not read to learn what it holds; None for batch and hashed names."""
+    if _SAFE_NAME.fullmatch(name) and not _HASHED_NAME.fullmatch(name):
+        return frozenset([name[:-len(".parquet")]])
+    return None
+
+
+def _read_run_ids(path: Path) -> frozenset[str]:
+    try:
+        with pq.ParquetFile(path) as parquet:
+            column = parquet.read(columns=["run_id"]).column(0)
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        raise ResultsError(f"cannot read {path.name}: {exc}", location=Location(str(path)),
+                           hint="remove it, or parse into an empty folder")
+    return frozenset(pc.unique(column).to_pylist())
+
+
+def _drop_runs(results_dir: Path, name: str, held: frozenset[str], replaced: Iterable[str]) -> None:
+    """Rewrite file ``name`` of both folders without the ``replaced`` runs, under the name of
+    the runs left (steps first), then delete it; only delete it when no run is left."""
+    kept = held - set(replaced)
+    new_name = batch_file_name(kept) if kept else None
+    gone = pa.array(sorted(held - kept), _STR)
+    for folder, schema, options in (("steps", STEPS_SCHEMA, _STEPS_OPTIONS), ("runs", RUNS_SCHEMA, _RUNS_OPTIONS)):
+        path = results_dir / folder / name
+        if new_name and path.is_file():
+            _write_atomic(results_dir / folder / new_name, schema, _rows_without(path, gone), **options)
+    for folder in ("runs", "steps"):
+        (results_dir / folder / name).unlink(missing_ok=True)
+    if new_name:
+        _RUN_SETS[new_name] = kept
+
+
+def _rows_without(path: Path, run_ids: pa.Array) -> Iterator[pa.Table]:
+    """A file's row groups without the rows of ``run_ids``; a group that keeps rows stays one."""
+    with pq.ParquetFile(path) as parquet:
+        for index in range(parquet.num_row_groups):
+            group = parquet.read_row_group(index)
+            kept = group.filter(pc.invert(pc.is_in(group.column("run_id"), value_set=run_ids)))
+            if kept.num_rows:
+                yield kept
 
 
 def _write_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], in_memory: bool = False,
                   **options: Any) -> None:
-    """Tables (one row group each) to ``path`` via a hidden temporary file and a rename.
+    os.replace(_write_temp(path, schema, tables, in_memory, **options), path)
 
-    A run's files are mostly small, so per-file costs are most of the time of writing them:
+
+def _write_temp(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], in_memory: bool = False,
+                **options: Any) -> Path:
+    """Tables (one row group each) to a hidden temporary file beside ``path``; returns its path.
+
+    A batch's files are mostly small, so per-file costs are most of the time of writing them:
     ``in_memory`` (for one batch of rows) builds the file in an Arrow buffer and writes it with
     one system call, without the Python file object Arrow otherwise writes through; larger
     files stream to the temporary file's open descriptor (no second open)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    options.setdefault("compression", "snappy")
     try:
         with open(fd, "wb") as fh:
             sink = pa.BufferOutputStream() if in_memory else fh
@@ -196,10 +346,10 @@ def _write_atomic(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], in_
                     writer.write_table(table)
             if in_memory:
                 fh.write(sink.getvalue())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
 def read_runs(results_dir: Path | str) -> "pd.DataFrame":
@@ -240,22 +390,22 @@ def _read_tables(results_dir: Path, table: str, schema: pa.Schema,
         bad = [c for c in columns if c not in schema.names]
         if bad:
             raise ValueError(f"not {table} columns: {bad}")
-    files = _table_files(folder, run_ids)
-    parts = [_read_checked(path, results_dir, columns) for path in files]
+    wanted = None if run_ids is None else sorted({str(r) for r in run_ids})
+    parts = [_read_checked(path, results_dir, columns, wanted) for path in _table_files(folder)] if wanted != [] else []
     if not parts:
         return schema.empty_table().select(columns or schema.names)
     return pa.concat_tables(parts).replace_schema_metadata(schema.metadata)
 
 
-def _table_files(folder: Path, run_ids: Iterable[str] | None) -> list[Path]:
-    if run_ids is None:
-        return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
-    return [folder / n for n in sorted({run_file_name(str(r)) for r in run_ids})
-            if (folder / n).is_file()]
+def _table_files(folder: Path) -> list[Path]:
+    """Every file of a dataset folder: a run may sit in any batch, whatever its name."""
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
 
 
-def _read_checked(path: Path, results_dir: Path, columns: list[str] | None) -> pa.Table:
-    """One file, after checking its schema version; the footer is read once for both."""
+def _read_checked(path: Path, results_dir: Path, columns: list[str] | None,
+                  run_ids: list[str] | None) -> pa.Table:
+    """One file (only the rows of the sorted ``run_ids`` when given), after checking its
+    schema version; the footer is read once for both."""
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
@@ -269,4 +419,25 @@ def _read_checked(path: Path, results_dir: Path, columns: list[str] | None) -> p
                 f"results schema version: found {found}, required {SCHEMA_VERSION}",
                 location=Location(str(path)),
                 hint=f"re-parse the logs with `{FIX_COMMAND.format(results=results_dir)}`")
-        return parquet.read(columns=columns)
+        if run_ids is None:
+            return parquet.read(columns=columns)
+        groups = _groups_holding(parquet.metadata, parquet.schema_arrow.get_field_index("run_id"), run_ids)
+        read = None if columns is None else list(dict.fromkeys([*columns, "run_id"]))
+        part = parquet.read_row_groups(groups, columns=read) if groups else \
+            parquet.schema_arrow.empty_table().select(read or parquet.schema_arrow.names)
+        part = part.filter(pc.is_in(part.column("run_id"), value_set=pa.array(run_ids, _STR)))
+        return part if columns is None else part.select(columns)
+
+
+def _groups_holding(meta: pq.FileMetaData, column: int, run_ids: list[str]) -> list[int]:
+    """Row groups whose run_id statistics (min/max) admit one of the sorted ``run_ids``; a
+    group without statistics is kept."""
+    groups = []
+    for index in range(meta.num_row_groups):
+        stats = meta.row_group(index).column(column).statistics
+        if stats is not None and stats.has_min_max:
+            first = bisect.bisect_left(run_ids, stats.min)
+            if first == len(run_ids) or run_ids[first] > stats.max:
+                continue
+        groups.append(index)
+    return groups

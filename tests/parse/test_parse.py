@@ -138,3 +138,40 @@ def test_run_dir_alone_parses_its_logs(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert result.output.startswith("r1: trainer, 4 step rows, last step 4/4, completed")
     assert run("parse", "--out", str(tmp_path / "res")).exit_code == 2  # nothing to parse
+
+
+def test_many_logs_written_in_batches_and_reparse_replaces(tmp_path: Path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(20):
+        (logs / f"job_{i:02d}-{100 + i}.out").write_text(trainer_log(2 + i % 3))
+    res = tmp_path / "res"
+    summaries = parse_paths([logs], res)
+    assert [s["run_id"] for s in summaries] == [f"job_{i:02d}-{100 + i}" for i in range(20)]
+    assert len(list((res / "runs").glob("*.parquet"))) == 2  # 16 + 4 logs, not 20 files
+    assert len(list((res / "steps").glob("*.parquet"))) == 2
+    (logs / "job_05-105.out").write_text(trainer_log(4))
+    parse_paths([logs / "job_05-105.out"], res)
+    runs = store.read_runs(res).set_index("run_id")
+    assert len(runs) == 20 and runs.index.is_unique and runs.loc["job_05-105", "steps_completed"] == 4
+    steps = store.read_steps(res)
+    assert len(steps) == sum(2 + i % 3 for i in range(20) if i != 5) + 4
+
+
+def test_pool_keeps_order_and_reports_unknown_files_last(tmp_path: Path, monkeypatch):
+    from slurmkit import parse
+
+    monkeypatch.setattr(parse, "PARALLEL_MIN_BYTES", 0)  # small logs over a pool of two
+    monkeypatch.setattr(parse.os, "cpu_count", lambda: 2)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(12):
+        (logs / f"r{i:02d}.out").write_text("noise\n" if i in (3, 8) else trainer_log(3))
+    seen: list[str] = []
+    with pytest.raises(ResultsError) as err:
+        parse_paths([logs], tmp_path / "res", on_done=lambda s: seen.append(s["source_file"]))
+    assert seen == [str(logs / f"r{i:02d}.out") for i in range(12)]
+    assert [p.location.file for p in err.value.problems] == [str(logs / "r03.out"), str(logs / "r08.out")]
+    runs = store.read_runs(tmp_path / "res")
+    assert sorted(runs["run_id"]) == [f"r{i:02d}" for i in range(12) if i not in (3, 8)]
+    assert len(list((tmp_path / "res" / "runs").glob("*.parquet"))) == 6  # groups of 2: 4 per worker

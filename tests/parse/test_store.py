@@ -1,4 +1,4 @@
-"""The results store: typed schemas, replace-on-rewrite, version check, concurrent writers."""
+"""The results store: typed schemas, batches, replace-on-rewrite, version check, concurrent writers."""
 from __future__ import annotations
 
 import multiprocessing
@@ -99,22 +99,112 @@ def test_unknown_run_column_rejected(tmp_path: Path):
 
 
 def _writer(args: tuple[str, int]) -> None:
+    """Rounds of batches that overlap the other process's: its own runs, runs both write, and
+    runs that sit in the other's batches."""
     folder, worker = args
-    for i in range(15):
-        store.write_run(folder, {"run_id": f"w{worker}-{i}", "nodes": worker}, _steps(3))
+    for i in range(6):
+        own = [f"w{worker}-{i}-{k}" for k in range(3)]
+        shared = [f"s{(i + k) % 5}" for k in range(worker + 1)]
+        store.write_runs(folder, [({"run_id": r, "nodes": worker}, _steps(3)) for r in own + shared])
         store.write_run(folder, {"run_id": "shared", "nodes": worker}, _steps(4))
 
 
 def test_concurrent_processes_lose_nothing(tmp_path: Path):
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(2) as pool:
-        pool.map(_writer, [(str(tmp_path), 1), (str(tmp_path), 2)])
-    runs = store.read_runs(tmp_path)
-    assert len(runs) == 31 and runs["run_id"].is_unique
+    for _ in range(2):  # the second round replaces every run, in other batches
+        with ctx.Pool(2) as pool:
+            pool.map(_writer, [(str(tmp_path), 1), (str(tmp_path), 2)])
+        runs = store.read_runs(tmp_path)
+        expected = {f"w{w}-{i}-{k}" for w in (1, 2) for i in range(6) for k in range(3)}
+        expected |= {f"s{n}" for n in range(5)} | {"shared"}
+        assert sorted(runs["run_id"]) == sorted(expected)  # each exactly once
+        steps = store.read_steps(tmp_path)
+        assert steps.groupby("run_id").size().to_dict() == {r: 4 if r == "shared" else 3 for r in expected}
+        assert not list(tmp_path.glob("*/.*"))  # no temporaries left behind
+        assert isinstance(runs, pd.DataFrame)
+
+
+def _run_ids(folder: Path, name: str) -> list[str]:
+    return pq.read_table(folder / name, columns=["run_id"]).column(0).to_pylist()
+
+
+def test_batch_written_and_read_back(tmp_path: Path):
+    store.write_runs(tmp_path, [({"run_id": "b", "nodes": 2}, _steps(3)), ({"run_id": "a"}, _steps(2)),
+                                ({"run_id": "c", "status": "failed"}, _steps(0))])
+    name = store.batch_file_name(["a", "b", "c"])
+    assert name == store.batch_file_name(["c", "b", "a"]) and name.startswith("batch-")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [name]
+    assert [p.name for p in (tmp_path / "steps").iterdir()] == [name]
+    runs = store.read_runs(tmp_path).set_index("run_id")
+    assert list(runs.index) == ["b", "a", "c"] and runs.loc["b", "nodes"] == 2
+    assert runs.loc["c", "status"] == "failed"
+    meta = pq.ParquetFile(tmp_path / "steps" / name).metadata
+    assert meta.num_row_groups == 2  # one per run with steps: run_id statistics let readers skip
+    assert [meta.row_group(i).column(0).statistics.min for i in range(2)] == ["b", "a"]
     steps = store.read_steps(tmp_path)
-    assert len(steps) == 30 * 3 + 4
-    assert not list(tmp_path.glob("*/.*"))  # no temporaries left behind
-    assert isinstance(runs, pd.DataFrame)
+    assert steps.groupby("run_id").size().to_dict() == {"a": 2, "b": 3}
+    assert store.batch_file_name(["x"]) == store.run_file_name("x")
+
+
+def test_reparse_in_batch_replaces_only_its_rows(tmp_path: Path):
+    store.write_runs(tmp_path, [({"run_id": r, "nodes": 1}, _steps(3)) for r in "abc"])
+    store.write_run(tmp_path, {"run_id": "b", "nodes": 9}, _steps(5, loss0=9.0))
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+        [store.batch_file_name("ac"), "b.parquet"])  # the old batch, rewritten without b
+    assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == sorted(
+        [store.batch_file_name("ac"), "b.parquet"])
+    runs = store.read_runs(tmp_path).set_index("run_id").sort_index()
+    assert list(runs.index) == ["a", "b", "c"] and list(runs["nodes"]) == [1, 9, 1]
+    steps = store.read_steps(tmp_path)
+    assert steps.groupby("run_id").size().to_dict() == {"a": 3, "b": 5, "c": 3}
+    assert steps[steps["run_id"] == "b"]["loss"].iloc[0] == 9.0
+    # a new batch taking a and c away from theirs deletes the emptied batch
+    store.write_runs(tmp_path, [({"run_id": "c"}, _steps(1)), ({"run_id": "a"}, _steps(1)),
+                                ({"run_id": "d"}, _steps(1))])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted([store.batch_file_name("acd"), "b.parquet"])
+    assert sorted(store.read_runs(tmp_path)["run_id"]) == ["a", "b", "c", "d"]
+    assert len(store.read_steps(tmp_path)) == 3 + 5
+
+
+def test_read_steps_of_some_runs_in_batches(tmp_path: Path):
+    store.write_runs(tmp_path, [({"run_id": f"r{i}"}, _steps(i + 1)) for i in range(5)])
+    store.write_runs(tmp_path, [({"run_id": f"q{i}"}, _steps(2)) for i in range(3)])
+    steps = store.read_steps(tmp_path, run_ids=["r3", "q1", "nope"], columns=["step", "loss"])
+    assert list(steps.columns) == ["step", "loss"] and len(steps) == 4 + 2
+    both = store.read_steps(tmp_path, run_ids=["r1"], columns=["run_id", "step"])
+    assert list(both["run_id"]) == ["r1", "r1"] and list(both["step"]) == [1, 2]
+    assert len(store.read_steps(tmp_path, run_ids=[])) == 0
+    assert len(store.read_steps(tmp_path, run_ids=["zzz"])) == 0
+
+
+def test_crash_left_duplicate_healed_by_reparse(tmp_path: Path, monkeypatch):
+    store.write_runs(tmp_path, [({"run_id": r}, _steps(2)) for r in "ab"])
+
+    def crash(*args):
+        raise KeyboardInterrupt  # dies after renaming the new files in, before the rewrite
+    monkeypatch.setattr(store, "_drop_runs", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_runs(tmp_path, [({"run_id": r}, _steps(3)) for r in "ac"])
+    monkeypatch.undo()
+    assert sorted(store.read_runs(tmp_path)["run_id"]) == ["a", "a", "b", "c"]
+    store.write_run(tmp_path, {"run_id": "a"}, _steps(4))
+    assert sorted(store.read_runs(tmp_path)["run_id"]) == ["a", "b", "c"]
+    assert store.read_steps(tmp_path).groupby("run_id").size().to_dict() == {"a": 4, "b": 2, "c": 3}
+    # a steps file left without its runs file (a crash between the two renames) is found too
+    store.write_runs(tmp_path, [({"run_id": r}, _steps(1)) for r in "xy"])
+    (tmp_path / "runs" / store.batch_file_name("xy")).unlink()
+    store.write_run(tmp_path, {"run_id": "x"}, _steps(5))
+    assert store.read_steps(tmp_path, run_ids=["x", "y"]).groupby("run_id").size().to_dict() == {"x": 5, "y": 1}
+    assert not list(tmp_path.glob("*/.*"))
+
+
+def test_wrong_version_in_batch_refused(tmp_path: Path):
+    store.write_runs(tmp_path, [({"run_id": r}, _steps(2)) for r in "ab"])
+    path = tmp_path / "steps" / store.batch_file_name("ab")
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({b"slurmkit.schema_version": b"7"}), path)
+    with pytest.raises(ResultsError, match="found 7, required 1"):
+        store.read_steps(tmp_path, run_ids=["a"])
 
 
 def test_steps_files_keep_key_statistics(tmp_path: Path):
