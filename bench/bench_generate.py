@@ -120,6 +120,17 @@ def bench_rendering(experiment: Path) -> None:
         print(f"write_plan of {n} scripts into a fresh folder (file-system work): {time.perf_counter() - start:.3f} s")
 
 
+def create_floor(folder: Path, count: int) -> float:
+    """Seconds to create ``count`` empty files in a fresh folder: what the file system alone
+    charges for a run directory of that many files. On this VM's ext4 it ranges from 0.2 to
+    3 s for 10,000 files (per folder, and slower after large deletions; /tmp is the slowest)."""
+    folder.mkdir()
+    start = time.perf_counter()
+    for i in range(count):
+        os.close(os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    return time.perf_counter() - start
+
+
 def bench_command(experiment: Path, out: Path) -> None:
     cmd = [*SLURMKIT, "generate", str(experiment), "--out", str(out)]
     start = time.perf_counter()
@@ -130,7 +141,10 @@ def bench_command(experiment: Path, out: Path) -> None:
     second = subprocess.run(cmd, capture_output=True, text=True, check=True)
     t_second = time.perf_counter() - start
     rewritten = sum(1 for p, m in mtimes.items() if p.stat().st_mtime_ns != m)
+    floor = create_floor(out.parent / "floor", len(mtimes))
     print(f"slurmkit generate, {len(mtimes) - 1} scripts, fresh folder: {t_first:.2f} s ({first.stderr.strip()})")
+    print(f"  file-system floor: creating {len(mtimes)} empty files in a fresh folder beside it takes {floor:.2f} s;"
+          f" generate without it: {t_first - floor:.2f} s")
     print(f"slurmkit generate again, unchanged: {t_second:.2f} s ({second.stderr.strip()}); files rewritten: {rewritten}")
 
 
@@ -152,16 +166,29 @@ def bench_imports(tmp: Path) -> None:
     smoke = ROOT / "experiments" / "local-smoke.yaml"
     for label, args in (("slurmkit --help", ["--help"]),
                         ("slurmkit generate", ["generate", str(smoke), "--out", str(tmp / "smoke")])):
-        ms, heavy = min((import_ms(args) for _ in range(3)), key=lambda r: r[0])
-        print(f"{label}: imports {ms:.0f} ms, heavy modules imported: {heavy or 'none'}")
+        ms, heavy = min((import_ms(args) for _ in range(5)), key=lambda r: r[0])
+        wall = min(command_ms(args) for _ in range(7)) - min(command_ms(None) for _ in range(7))
+        print(f"{label}: imports {ms:.0f} ms (sum of -X importtime, which inflates them); the whole"
+              f" command {wall:.0f} ms beyond a bare interpreter; heavy modules imported: {heavy or 'none'}")
+
+
+def command_ms(args: list[str] | None) -> float:
+    """Wall time of the command (None: of `python -c pass`), in ms."""
+    cmd = [*SLURMKIT, *args] if args is not None else [sys.executable, "-c", "pass"]
+    start = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, check=True)
+    return (time.perf_counter() - start) * 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000)
-    parser.add_argument("--work-dir", help="where to write (e.g. /dev/shm to leave out disk contention)")
+    parser.add_argument("--work-dir", default=str(ROOT / "bench" / "out"),
+                        help="where to write (default bench/out; /dev/shm leaves out the disk; on this VM"
+                             " /tmp creates files several times slower than other folders)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp_name:
+    Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.work_dir, prefix=".bench-generate-") as tmp_name:
         tmp = Path(tmp_name)
         experiment = tmp / "bench.yaml"
         experiment.write_text(sweep_yaml(args.points))
