@@ -8,18 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from slurmkit.errors import ConfigError
-from slurmkit.yamlsource import load_yaml, pydantic_problems
+from slurmkit.schema import Gt, Model, Pattern, ValidationError, check
+from slurmkit.yamlsource import load_yaml, validation_problems
 
-Positive = Annotated[int, Field(gt=0)]
+Positive = Annotated[int, Gt(0)]
 
 
-class ModelArch(BaseModel):
+class ModelArch(Model):
     """A decoder-only transformer. ``mlp`` swiglu has 3 FFN matrices (Llama), gelu 2 (GPT)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     layers: Positive
     hidden: Positive
@@ -34,13 +31,12 @@ class ModelArch(BaseModel):
     learned_positions: bool = False  # learned position embeddings (GPT) instead of RoPE
     family: str = "llama"  # selects launcher defaults (tokenizer, norm); free text
 
-    @model_validator(mode="after")
-    def _heads_fit(self) -> "ModelArch":
+    @check()
+    def _heads_fit(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.heads % self.kv_heads:
             raise ValueError(f"heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})")
-        return self
 
     @property
     def head_dim(self) -> int:
@@ -91,19 +87,18 @@ BUILTIN: dict[str, ModelArch] = {
 }
 
 
-class ModelFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ModelFile(Model):
     schema_version: Literal[1]
-    models: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], ModelArch]
+    models: dict[Annotated[str, Pattern(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], ModelArch]
 
 
 def load_models(path: Path | str, display: str | None = None) -> dict[str, ModelArch]:
     """Read a user model file; names may shadow built-ins (the user's file wins)."""
     doc = load_yaml(path, display=display)
     try:
-        return dict(ModelFile.model_validate(doc.data).models)
+        return dict(ModelFile.validate(doc.data).models)
     except ValidationError as exc:
-        raise ConfigError("invalid model file", problems=pydantic_problems(exc, doc)) from None
+        raise ConfigError("invalid model file", problems=validation_problems(exc, doc)) from None
 
 
 def catalogue(extra: dict[str, ModelArch] | None = None) -> dict[str, ModelArch]:

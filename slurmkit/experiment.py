@@ -8,45 +8,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from slurmkit.errors import ConfigError, Problem
 from slurmkit.resources import shipped_dir
+from slurmkit.schema import Ge, Gt, MaxLen, MinLen, Model, Pattern, ValidationError, check, json_schema
 from slurmkit.site import ENV_NAME_PATTERN, NAME_PATTERN, OneLine
 from slurmkit.sweep import Combination, Value, expand
-from slurmkit.yamlsource import Document, load_yaml, pydantic_problems
+from slurmkit.yamlsource import Document, load_yaml, validation_problems
 
-Positive = Annotated[int, Field(gt=0)]
+Positive = Annotated[int, Gt(0)]
 DATASET_NAMES = ("synthetic", "dolly", "alpaca")
 
 
-class Program(BaseModel):
+class Program(Model):
     """What torchrun launches: a module (``python -m``) or a script, with its arguments."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    module: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")] | None = None
+    module: Annotated[str, Pattern(r"^[A-Za-z_][A-Za-z0-9_.]*$")] | None = None
     script: OneLine | None = None
     args: list[OneLine] | None = None  # None: the example trainer's arguments (docs/contracts.md)
 
-    @model_validator(mode="after")
-    def _one_target(self) -> "Program":
+    @check()
+    def _one_target(self) -> None:
         if (self.module is None) == (self.script is None):
             raise ValueError("give exactly one of `module` or `script`")
-        return self
 
 
-class JobSpec(BaseModel):
+class JobSpec(Model):
     """One sweep point: every field here may appear at the top level or under ``matrix:``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     site: str
-    model: Annotated[str, Field(pattern=NAME_PATTERN)]
+    model: Annotated[str, Pattern(NAME_PATTERN)]
     workload: Literal["pretrain", "sft", "lora", "ptuning"]
     launcher: Literal["nemo", "megatron", "torchrun"]
     nodes: Positive
     steps: Positive
-    warmup_steps: int = Field(10, ge=0)
+    warmup_steps: Annotated[int, Ge(0)] = 10
     precision: Literal["bf16", "fp8"] = "bf16"
     tp: Positive = 1
     pp: Positive = 1
@@ -61,28 +56,26 @@ class JobSpec(BaseModel):
     parallel: Literal["ddp", "fsdp"] = "fsdp"  # torchrun only
     checkpoint_interval: Positive | None = None  # steps; None: no checkpoints
     time_limit_min: Positive | None = None  # None: the site's default
-    lr: float = Field(3e-4, gt=0)
+    lr: Annotated[float, Gt(0)] = 3e-4
 
 
-POINT_FIELDS = frozenset(JobSpec.model_fields)
+POINT_FIELDS = frozenset(JobSpec.field_names())
 
 
-class Experiment(BaseModel):
+class Experiment(Model):
     """The fixed (non-swept) settings of an experiment file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     schema_version: Literal[1]
-    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+    name: Annotated[str, Pattern(NAME_PATTERN), MaxLen(64)]
     description: OneLine = ""
-    sites: list[OneLine] = Field(min_length=1)
+    sites: Annotated[list[OneLine], MinLen(1)]
     repeats: Positive = 1
     models_file: OneLine | None = None
     checkpoint_dir: OneLine | None = None  # default: <checkpoints mount>/<experiment>/<run_id>
     base_checkpoint: OneLine | None = None  # fine-tuning; default <checkpoints mount>/<model>.nemo
     program: Program | None = None
     extra_args: list[OneLine] = []  # appended verbatim (quoted) to the launcher's command line
-    env: dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], OneLine] = {}
+    env: dict[Annotated[str, Pattern(ENV_NAME_PATTERN)], OneLine] = {}
 
 
 @dataclass
@@ -100,7 +93,7 @@ class LoadedExperiment:
         """The experiment-wide settings that shape every job's script (part of each run_id)."""
         e = self.experiment
         return json.dumps([e.checkpoint_dir, e.base_checkpoint, e.env, e.extra_args,
-                           e.program.model_dump() if e.program else None], sort_keys=True)
+                           e.program.to_dict() if e.program else None], sort_keys=True)
 
 
 def shipped_experiments() -> list[str]:
@@ -130,9 +123,9 @@ def load_experiment(path: Path | str, sites: list[str] | None = None, display: s
     meta = {k: v for k, v in data.items() if k not in POINT_FIELDS and k != "matrix"}
     problems: list[Problem] = []
     try:
-        experiment = Experiment.model_validate(meta)
+        experiment = Experiment.validate(meta)
     except ValidationError as exc:
-        problems += pydantic_problems(exc, doc)
+        problems += validation_problems(exc, doc)
         experiment = None
     if "site" in data:
         problems.append(Problem("site: use `sites:` (a list) to name the sites", doc.location(("site",), key=True)))
@@ -209,10 +202,10 @@ def point_spec(loaded: LoadedExperiment, point: Combination) -> tuple[JobSpec | 
                               "add `site: NAME` to it, or make its values match an existing combination")]
     values: dict[str, Any] = {k: v.value for k, v in point.items()}
     try:
-        return JobSpec.model_validate(values), []
+        return JobSpec.validate(values), []
     except ValidationError as exc:
         problems = []
-        for err in exc.errors(include_url=False):
+        for err in exc.errors():
             key = err["loc"][0] if err["loc"] else None
             if key not in POINT_FIELDS:
                 continue  # unknown matrix keys are reported where the matrix is read
@@ -228,8 +221,8 @@ def point_spec(loaded: LoadedExperiment, point: Combination) -> tuple[JobSpec | 
 
 def experiment_json_schema() -> dict[str, Any]:
     """JSON Schema of an experiment file: the fixed settings, the job fields, and ``matrix``."""
-    schema = Experiment.model_json_schema()
-    job = JobSpec.model_json_schema()
+    schema = json_schema(Experiment)
+    job = json_schema(JobSpec)
     schema.setdefault("$defs", {}).update(job.pop("$defs", {}))
     for name, prop in job["properties"].items():
         if name != "site":

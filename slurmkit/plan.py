@@ -98,7 +98,7 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: P
         job.text = renderer.render(job.context)
     used = sorted({job.params["site"] for job in jobs})
     return Plan(loaded.experiment.name, loaded.file,
-                {name: site_table[name][0].model_dump(mode="json") for name in used}, jobs, warnings)
+                {name: site_table[name][0].to_dict() for name in used}, jobs, warnings)
 
 
 def _models(loaded: LoadedExperiment) -> dict[str, ModelArch]:

@@ -1,15 +1,15 @@
 """Site configs: one YAML file describes one cluster variant (scheduler, nodes, GPU, network,
-storage, software), validated by these pydantic models."""
+storage, software), validated by these models (`slurmkit.schema`)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from slurmkit.errors import ConfigError
 from slurmkit.resources import shipped_dir
-from slurmkit.yamlsource import Document, load_yaml, pydantic_problems
+from slurmkit.schema import Ge, Gt, MaxLen, Model, Pattern, ValidationError, check
+from slurmkit.yamlsource import Document, load_yaml, validation_problems
 
 SCHEMA_VERSION = 1
 
@@ -18,18 +18,14 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 SBATCH_VALUE_PATTERN = r"^[A-Za-z0-9_.,:=+/@%-]*$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
-SbatchValue = Annotated[str, Field(pattern=SBATCH_VALUE_PATTERN)]
-Positive = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-OneLine = Annotated[str, Field(pattern=r"^[^\n\r\x00]*$")]
+Name = Annotated[str, Pattern(NAME_PATTERN), MaxLen(64)]
+SbatchValue = Annotated[str, Pattern(SBATCH_VALUE_PATTERN)]
+Positive = Annotated[int, Gt(0)]
+PositiveFloat = Annotated[float, Gt(0)]
+OneLine = Annotated[str, Pattern(r"^[^\n\r\x00]*$")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Scheduler(Strict):
+class Scheduler(Model):
     partition: SbatchValue
     account: SbatchValue | None = None
     qos: SbatchValue | None = None
@@ -40,52 +36,52 @@ class Scheduler(Strict):
     gres_name: SbatchValue = "gpu"
     mpi: SbatchValue | None = "pmix"
     # extra `#SBATCH --key=value` lines (value null: a bare flag) and extra srun arguments
-    sbatch_args: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], SbatchValue | None] = {}
+    sbatch_args: dict[Annotated[str, Pattern(r"^[a-z][a-z0-9-]*$")], SbatchValue | None] = {}
     srun_args: list[SbatchValue] = []
 
 
-class Nodes(Strict):
+class Nodes(Model):
     count: Positive
     model: OneLine
     cpus: Positive
     mem_gib: PositiveFloat
 
 
-class Gpu(Strict):
+class Gpu(Model):
     model: OneLine
     count_per_node: Positive
     mem_gib: PositiveFloat
     peak_tflops_bf16: PositiveFloat
     peak_tflops_fp8: PositiveFloat | None = None  # None: the GPU has no FP8
     link: OneLine = "NVLink"
-    link_gbytes_per_s: float = Field(0.0, ge=0)  # intra-node, per direction
-    reserved_gib: float = Field(3.0, ge=0)  # not available to tensors: CUDA context, NCCL buffers
+    link_gbytes_per_s: Annotated[float, Ge(0)] = 0.0  # intra-node, per direction
+    reserved_gib: Annotated[float, Ge(0)] = 3.0  # not available to tensors: CUDA context, NCCL buffers
 
 
-class NetworkAdapter(Strict):
-    count: int = Field(ge=0)
+class NetworkAdapter(Model):
+    count: Annotated[int, Ge(0)]
     model: OneLine
-    rate_gbps: float = Field(gt=0)
-    hca_names: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")]] | None = None
-    hca_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    rate_gbps: PositiveFloat
+    hca_names: list[Annotated[str, Pattern(r"^[A-Za-z0-9_.:-]+$")]] | None = None
+    hca_prefix: Annotated[str, Pattern(r"^[A-Za-z0-9_.-]+$")] | None = None
     gpudirect_rdma: bool = True
 
 
-class Network(Strict):
+class Network(Model):
     fabric: Literal["infiniband", "roce", "ethernet"]
     adapters: NetworkAdapter | None = None
-    socket_interface: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.,^=-]+$")] | None = None
+    socket_interface: Annotated[str, Pattern(r"^[A-Za-z0-9_.,^=-]+$")] | None = None
     gid_index: int | None = None  # RoCE only; NCCL_IB_GID_INDEX
 
 
-class StorageMount(Strict):
+class StorageMount(Model):
     path: OneLine
     type: Literal["nfs", "lustre", "gpfs", "local"]
     read_gbytes_per_s: PositiveFloat | None = None
     write_gbytes_per_s: PositiveFloat | None = None
 
 
-class Container(Strict):
+class Container(Model):
     image: OneLine
     mounts: list[OneLine] = []
     workdir: OneLine | None = None
@@ -93,7 +89,7 @@ class Container(Strict):
     writable: bool = False
 
 
-class Software(Strict):
+class Software(Model):
     container: Container | None = None
     setup: list[OneLine] = []  # shell lines run before launch (module loads, venv); copied verbatim
     python: SbatchValue = "python3"
@@ -101,7 +97,7 @@ class Software(Strict):
     megatron_dir: OneLine = "/opt/megatron-lm"
 
 
-class Site(Strict):
+class Site(Model):
     schema_version: Literal[1]
     name: Name
     description: OneLine = ""
@@ -111,16 +107,14 @@ class Site(Strict):
     network: Network
     storage: dict[Literal["datasets", "checkpoints", "results"], StorageMount] = {}
     software: Software = Software()
-    env: dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], OneLine] = {}
-    cost_per_node_hour: float | None = Field(None, ge=0)
+    env: dict[Annotated[str, Pattern(ENV_NAME_PATTERN)], OneLine] = {}
+    cost_per_node_hour: Annotated[float, Ge(0)] | None = None
 
-    @field_validator("network")
-    @classmethod
-    def _adapters_have_names(cls, network: Network) -> Network:
+    @check("network")
+    def _adapters_have_names(cls, network: Network) -> None:
         a = network.adapters
         if a and a.hca_names is not None and len(a.hca_names) != a.count:
             raise ValueError(f"adapters.hca_names lists {len(a.hca_names)} devices but count is {a.count}")
-        return network
 
     def peak_tflops(self, precision: str) -> float | None:
         return self.gpu.peak_tflops_fp8 if precision == "fp8" else self.gpu.peak_tflops_bf16
@@ -173,9 +167,9 @@ def parse_site(doc: Document) -> Site:
     if not isinstance(doc.data, dict):
         raise ConfigError("a site config must be a YAML mapping", location=doc.location())
     try:
-        return Site.model_validate(doc.data)
+        return Site.validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError("invalid site config", problems=pydantic_problems(exc, doc)) from None
+        raise ConfigError("invalid site config", problems=validation_problems(exc, doc)) from None
 
 
 def load_site(name_or_file: str, extra_dirs: list[Path] | None = None,

@@ -1,7 +1,7 @@
 """Safe YAML loading that remembers where every value came from.
 
 A `Document` holds the plain data and a map from each key path (``("gpu", "count_per_node")``)
-to its line and column, so a pydantic error's ``loc`` can be reported as ``file:line:col``.
+to its line and column, so a validation error's ``loc`` can be reported as ``file:line:col``.
 Only the safe loader is used; ``!!python/...`` tags are refused with a clear message.
 """
 from __future__ import annotations
@@ -120,11 +120,11 @@ def _walk(node: yaml.Node, path: Path_, doc: Document) -> None:
             _walk(item, path + (index,), doc)
 
 
-def pydantic_problems(exc: Any, doc: Document, prefix: Path_ = ()) -> list[Problem]:
-    """Turn a pydantic ValidationError into Problems at the YAML positions of each ``loc``."""
+def validation_problems(exc: Any, doc: Document, prefix: Path_ = ()) -> list[Problem]:
+    """Turn a `slurmkit.schema.ValidationError` into Problems at the YAML positions of each ``loc``."""
     problems = []
-    for err in exc.errors(include_url=False):
-        loc = prefix + _clean_loc(err["loc"])
+    for err in exc.errors():
+        loc = prefix + err["loc"]
         kind = err["type"]
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         if kind == "extra_forbidden":
@@ -140,16 +140,8 @@ def pydantic_problems(exc: Any, doc: Document, prefix: Path_ = ()) -> list[Probl
     return problems
 
 
-def _clean_loc(loc: tuple) -> tuple:
-    # pydantic adds the union member or tag name to loc (e.g. 'int', 'function-after[...]'); drop them
-    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in _TYPE_NAMES))
-
-
-_TYPE_NAMES = {"int", "str", "float", "bool", "list", "dict", "none", "literal", "is-instance"}
-
-
 def _hint_for(err: dict) -> str | None:
-    if err["type"] in ("literal_error", "enum"):
+    if err["type"] == "literal_error":
         return None  # the message already lists the choices
     if "input" in err and not isinstance(err["input"], (dict, list)):
         return f"got {err['input']!r}"

@@ -6,14 +6,9 @@ command so `slurmkit --help` stays fast.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
-
-# pydantic scans every installed distribution's entry points for plugins when the first model is
-# built (tens of ms in a venv with torch and matplotlib); the CLI uses none. A user's own setting wins.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Folder of site configs, searched before the shipped ones (repeatable).")
@@ -146,7 +141,7 @@ def sites_show(name, site_dirs):
 
     site, _ = load_site(name, list(site_dirs) or None)
     click.echo(f"# {find_site_file(name, list(site_dirs) or None)}")
-    click.echo(json.dumps(site.model_dump(mode="json"), indent=2))
+    click.echo(json.dumps(site.to_dict(), indent=2))
 
 
 @click.command()
@@ -167,10 +162,12 @@ def models(models_file, fmt):
 @click.argument("kind", type=click.Choice(["site", "experiment", "models"]))
 def schema(kind):
     """Print the JSON Schema of site, experiment or model files (for editors)."""
+    from slurmkit.schema import json_schema
+
     if kind == "site":
         from slurmkit.site import Site
 
-        body = Site.model_json_schema()
+        body = json_schema(Site)
     elif kind == "experiment":
         from slurmkit.experiment import experiment_json_schema
 
@@ -178,5 +175,5 @@ def schema(kind):
     else:
         from slurmkit.catalog import ModelFile
 
-        body = ModelFile.model_json_schema()
+        body = json_schema(ModelFile)
     click.echo(json.dumps(body, indent=2, sort_keys=True))
