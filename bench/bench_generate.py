@@ -13,7 +13,9 @@ Run: .venv/bin/python bench/bench_generate.py [--points 10000] [--work-dir /dev/
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import resource
 import re
 import subprocess
 import sys
@@ -120,31 +122,38 @@ def bench_rendering(experiment: Path) -> None:
         print(f"write_plan of {n} scripts into a fresh folder (file-system work): {time.perf_counter() - start:.3f} s")
 
 
-def create_floor(folder: Path, count: int) -> float:
-    """Seconds to create ``count`` empty files in a fresh folder: what the file system alone
-    charges for a run directory of that many files. On this VM's ext4 it ranges from 0.2 to
-    3 s for 10,000 files (per folder, and slower after large deletions; /tmp is the slowest)."""
+def create_floor(folder: Path, count: int, size: int = 3000) -> float:
+    """Seconds to create ``count`` files of ``size`` bytes in a fresh folder: what the file
+    system alone charges for a run directory of that many scripts. On this VM's ext4 the same
+    10,000 creations take from 0.2 to 5 s, folder to folder (/tmp is the slowest)."""
     folder.mkdir()
+    data = b"#" * size
     start = time.perf_counter()
     for i in range(count):
-        os.close(os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        fd = os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
     return time.perf_counter() - start
 
 
 def bench_command(experiment: Path, out: Path) -> None:
     cmd = [*SLURMKIT, "generate", str(experiment), "--out", str(out)]
+    floor_before = create_floor(out.parent / "floor-before", 10_001)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     first = subprocess.run(cmd, capture_output=True, text=True, check=True)
     t_first = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime
+    floor_after = create_floor(out.parent / "floor-after", 10_001)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     start = time.perf_counter()
     second = subprocess.run(cmd, capture_output=True, text=True, check=True)
     t_second = time.perf_counter() - start
     rewritten = sum(1 for p, m in mtimes.items() if p.stat().st_mtime_ns != m)
-    floor = create_floor(out.parent / "floor", len(mtimes))
     print(f"slurmkit generate, {len(mtimes) - 1} scripts, fresh folder: {t_first:.2f} s ({first.stderr.strip()})")
-    print(f"  file-system floor: creating {len(mtimes)} empty files in a fresh folder beside it takes {floor:.2f} s;"
-          f" generate without it: {t_first - floor:.2f} s")
+    print(f"  of which CPU in slurmkit's own code (user) {user:.2f} s, in the kernel (system: creating files) {system:.2f} s;"
+          f" creating 10,001 files of 3 kB beside it took {floor_before:.2f} s just before and {floor_after:.2f} s just after")
     print(f"slurmkit generate again, unchanged: {t_second:.2f} s ({second.stderr.strip()}); files rewritten: {rewritten}")
 
 
@@ -187,6 +196,9 @@ def main() -> None:
                         help="where to write (default bench/out; /dev/shm leaves out the disk; on this VM"
                              " /tmp creates files several times slower than other folders)")
     args = parser.parse_args()
+    # byte-compile as `pip install` does: with PYTHONDONTWRITEBYTECODE set (this VM) a checkout
+    # would otherwise recompile every changed module on each start, and that is not import time
+    compileall.compile_dir(ROOT / "slurmkit", quiet=1)
     Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work_dir, prefix=".bench-generate-") as tmp_name:
         tmp = Path(tmp_name)

@@ -22,6 +22,7 @@ Corpora: a mixed NeMo/Megatron set of --mb MB, and single logs of --big-mb/4 and
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import subprocess
@@ -194,6 +195,7 @@ def main() -> None:
     p.add_argument("--results-dir", type=Path, default=OUT,
                    help="folder in which each run's fresh results folder is made (default: bench/out)")
     a = p.parse_args()
+    compileall.compile_dir(ROOT / "slurmkit", quiet=1)  # as `pip install` does (see bench_generate)
     print(f"machine: {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
     corpora = [generate(f"mixed-{a.mb}", ["--format", "mixed", "--mb", str(a.mb)])]
     if not a.skip_big:
