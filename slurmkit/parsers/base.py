@@ -37,8 +37,8 @@ BARE_ANSI = re.compile(rb"\[(?:\d{1,3};)*\d{0,3}m")
 # srun -l " 0: ", torchrun "[default7]:", torch>=2.2 "[rank0]:", NeMo-Run "<task>/0 [default0]:",
 # a markdown quote "> " in pasted logs.
 RANK_LABEL = re.compile(r"^(?:> ?)?(?:\s*\d+: |\[default\d+\]:|\[rank\d+\]:|\S+/\d+ \[default\d+\]:)")
-# quick_field's fixed cost (a dozen Arrow and numpy calls per field) pays off from about 2000
-# records (measured: twice as slow as the regexes on 500 records, twice as fast on 10,000)
+# quick_fields' fixed cost (about 15 Arrow and numpy calls, plus a few per field) pays off
+# from about 2000 records: on 500 records it is the regexes' speed, give or take noise
 QUICK_MIN_RECORDS = 2048
 DETECT_BYTES = 256 * 2**10  # detection looks at the start of a range first
 _TIMESTAMP = r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:[,.](?P<frac>\d{1,6}))?"
@@ -61,7 +61,7 @@ class Format:
     #                                        record's text (one small pattern per field is faster)
     strip_bare_ansi: bool = False
     splittable: bool = True       # no state carried between ranges: halves can be parsed apart
-    quick_min_records: int = QUICK_MIN_RECORDS  # formats with quick_field use it from this many
+    quick_min_records: int = QUICK_MIN_RECORDS  # formats with quick_fields use it from this many
 
     def __init__(self) -> None:
         # run-level facts a format reads off its records (status, time_to_train_s...)
@@ -144,34 +144,56 @@ def regex_fields(records: pa.Array, pattern: str) -> dict[str, pa.Array]:
 REGEX_SPACE = " \t\n\f\r"  # what RE2's \s matches
 
 
-def key_pieces(records: pa.Array, sep: str, space: str) -> tuple[pa.Array, np.ndarray]:
-    """The ``sep``-separated pieces of all records, without leading ``space``, and the record
-    each piece belongs to (for quick_field)."""
+# (field regex, value group, canonical keys, unit group and the unit each key implies)
+QuickSpec = tuple[str, str, tuple[str, ...], "tuple[str, tuple[str, ...]] | None"]
+
+
+def quick_fields(records: pa.Array, sep: str, space: str, kv: str, value: str,
+                 specs: tuple[QuickSpec, ...]) -> dict[str, pa.Array]:
+    """Fields of every record found without a regex search per field: records are cut into
+    ``sep``-separated pieces (leading ``space`` removed) and each piece at its first ``kv``;
+    one hash lookup finds which canonical key (``keys`` of a spec, each ending in ``kv``)
+    every piece starts with, and one RE2 ``value`` pattern (group ``v``) reads the values
+    after the keys. A field's value is that of its record's first piece with one of its keys
+    (``unit``: a group named unit[0] holding unit[1][i] for keys[i]). Records where that
+    finds no value get the field's regex, whose groups the result has: the result equals the
+    regexes' (tests/parse check it on generated records)."""
     lists = pc.split_pattern(records, sep)
     pieces = pc.utf8_ltrim(pc.list_flatten(lists), characters=space)
-    return pieces, pc.list_parent_indices(lists).to_numpy()
+    parents = pc.list_parent_indices(lists).to_numpy()
+    halves = pc.split_pattern(pieces, kv, max_splits=1)
+    offsets = halves.offsets.to_numpy()
+    first, has_value = offsets[:-1] - offsets[0], np.diff(offsets) == 2
+    parts = pc.list_flatten(halves)
+    names = [key[:-len(kv)] for _, _, keys, _ in specs for key in keys]
+    which = pc.fill_null(pc.index_in(parts.take(pa.array(first)), value_set=pa.array(names)), -1)
+    which = np.where(has_value, which.to_numpy(), -1)  # a piece without kv has no value
+    hit = np.flatnonzero(which >= 0)
+    values = pc.struct_field(pc.extract_regex(parts.take(pa.array(first[hit] + 1)), value), [0])
+    found: dict[str, pa.Array] = {}
+    base = 0
+    for pattern, group, keys, unit in specs:
+        key_index = which[hit] - base
+        mine = np.flatnonzero((key_index >= 0) & (key_index < len(keys)))
+        base += len(keys)
+        rows, first_of_row = np.unique(parents[hit[mine]], return_index=True)
+        mine = mine[first_of_row]  # the first piece with one of the keys in each record
+        field = {group: values.take(pa.array(mine))}
+        if unit is not None:
+            field[unit[0]] = pa.array(np.array(unit[1], dtype=object)[key_index[mine]], pa.string())
+        found.update(_with_regex_fallback(records, rows, field, pattern))
+    return found
 
 
-def quick_field(records: pa.Array, pieces: pa.Array, parents: np.ndarray, pattern: str,
-                group: str, keys: tuple[str, ...], value: str,
-                unit: tuple[str, tuple[str, ...]] | None = None) -> dict[str, pa.Array]:
-    """One field of every record, found by a prefix test instead of a regex search: the first
-    of its pieces (key_pieces) that starts with one of ``keys``, its value group ``v`` of the
-    RE2 ``value`` pattern renamed ``group`` (and ``unit``: a group named unit[0] holding the
-    unit unit[1][i] that keys[i] implies). Records where that finds no value get ``pattern``,
-    the field's regex, whose groups the result has."""
-    starts = [pc.starts_with(pieces, key).to_numpy(zero_copy_only=False) for key in keys]
-    hit = np.flatnonzero(np.logical_or.reduce(starts))
-    rows, first = np.unique(parents[hit], return_index=True)
-    hit = hit[first]  # the first matching piece of each record
-    values = pc.struct_field(pc.extract_regex(pieces.take(pa.array(hit)), value), [0])
-    found = {group: values}
-    if unit is not None:
-        which = np.argmax(np.stack([s[hit] for s in starts]), axis=0)  # the key that matched
-        found[unit[0]] = pa.array(np.array(unit[1], dtype=object)[which], pa.string())
+def _with_regex_fallback(records: pa.Array, rows: np.ndarray, found: dict[str, pa.Array],
+                         pattern: str) -> dict[str, pa.Array]:
+    """Columns over all records from ``found`` (values of records ``rows``, the field's main
+    group first), the field's regex deciding for every other record and where the value is
+    null."""
+    values = next(iter(found.values()))
     where = np.full(len(records), -1, np.int64)
     where[rows] = np.arange(len(rows))
-    where[rows[~pc.is_valid(values).to_numpy(zero_copy_only=False)]] = -1  # the regex decides
+    where[rows[~pc.is_valid(values).to_numpy(zero_copy_only=False)]] = -1
     missing = np.flatnonzero(where < 0)
     if len(missing):
         regex = regex_fields(records.take(pa.array(missing)), pattern)

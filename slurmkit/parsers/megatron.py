@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-from slurmkit.parsers.base import (REGEX_SPACE, Format, key_pieces, quick_field, regex_fields,
-                                   timestamps)
+from slurmkit.parsers.base import REGEX_SPACE, Format, quick_fields, regex_fields, timestamps
 from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 
@@ -45,8 +44,9 @@ FIELDS = (
     r"\|\s*TFLOPs:" + _V % "ds_tflops",
 )
 
-# Most records spell every key canonically (one space between words), so a field is found by
-# a prefix test on the record's "|"-separated pieces, far cheaper than a regex search per field.
+# Most records spell every key canonically (one space between words), so the fields are found
+# by looking up the key of each of the record's "|"-separated pieces (base.quick_fields), one
+# hash lookup for all fields instead of a regex search per field.
 # Records where that finds nothing (no such field, or a key spelled otherwise: hard-wrapped,
 # doubled spaces) get the field's regex from FIELDS, so the result is the regex's (one case
 # aside: a record holding the same key twice, first spelled otherwise, keeps the canonical one;
@@ -62,7 +62,7 @@ QUICK_KEYS = (
     (FIELDS[6], "grad", ("grad norm:",), None),
     (FIELDS[7], "ds_tflops", ("TFLOPs:",), None),
 )
-_VALUE = r"^[^:]*:[" + REGEX_SPACE + r"]*(?P<v>[^\s|]+)"  # in a piece that starts with a key
+_VALUE = r"^[" + REGEX_SPACE + r"]*(?P<v>[^\s|]+)"  # after a key's ":"
 
 
 class Megatron(Format):
@@ -77,9 +77,7 @@ class Megatron(Format):
         if len(records) < self.quick_min_records:
             return super().extract_fields(records)
         raw = regex_fields(records, FIELDS[0])   # "iteration n/ N" starts every record
-        pieces, parents = key_pieces(records, "|", REGEX_SPACE)
-        for pattern, group, keys, unit in QUICK_KEYS:
-            raw.update(quick_field(records, pieces, parents, pattern, group, keys, _VALUE, unit))
+        raw.update(quick_fields(records, "|", REGEX_SPACE, ":", _VALUE, QUICK_KEYS))
         return raw
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from slurmkit.parsers.base import Format, key_pieces, quick_field, regex_fields
+from slurmkit.parsers.base import Format, quick_fields, regex_fields
 from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 # Locates a bar state (up to its closing "]" or the next \r / \n); no groups.
@@ -28,12 +28,12 @@ FIELDS = (r"\| *(?P<step>\d+)/(?P<total>\d+) \[",
           r", *consumed_samples=(?P<samples>" + _VAL + r")",
           r", *train_step_timing in s=(?P<step_time>" + _VAL + r")")
 
-# Found by a prefix test on each bar state's ","-separated pieces, the regex above only where
-# that finds nothing (see base.quick_field; the regexes allow only spaces after the comma).
-QUICK_KEYS = ((FIELDS[1], "loss", ("reduced_train_loss=",)),
-              (FIELDS[2], "samples", ("consumed_samples=",)),
-              (FIELDS[3], "step_time", ("train_step_timing in s=",)))
-_VALUE = r"^[^=]*=(?P<v>" + _VAL + r")"
+# Found by the key of each bar state's ","-separated pieces, the regex above only where that
+# finds nothing (see base.quick_fields; the regexes allow only spaces after the comma).
+QUICK_KEYS = ((FIELDS[1], "loss", ("reduced_train_loss=",), None),
+              (FIELDS[2], "samples", ("consumed_samples=",), None),
+              (FIELDS[3], "step_time", ("train_step_timing in s=",), None))
+_VALUE = r"^(?P<v>" + _VAL + r")"  # after a key's "="
 
 
 class NeMo1(Format):
@@ -47,9 +47,7 @@ class NeMo1(Format):
         if len(records) < self.quick_min_records:
             return super().extract_fields(records)
         raw = regex_fields(records, FIELDS[0])   # "| n/N [" starts every bar state
-        pieces, parents = key_pieces(records, ",", " ")
-        for pattern, group, keys in QUICK_KEYS:
-            raw.update(quick_field(records, pieces, parents, pattern, group, keys, _VALUE))
+        raw.update(quick_fields(records, ",", " ", "=", _VALUE, QUICK_KEYS))
         return raw
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
