@@ -191,6 +191,8 @@ def main() -> None:
     p.add_argument("--mb", type=int, default=200, help="size of the mixed corpus")
     p.add_argument("--big-mb", type=int, default=1000, help="size of the single-log corpus")
     p.add_argument("--skip-big", action="store_true")
+    p.add_argument("--only", action="append", metavar="CORPUS",
+                   help="time only this corpus (mixed-200, single-250, single-1000; repeatable)")
     p.add_argument("--repeat", type=int, default=3, help="runs per command; the best is kept")
     p.add_argument("--results-dir", type=Path, default=OUT,
                    help="folder in which each run's fresh results folder is made (default: bench/out)")
@@ -201,6 +203,8 @@ def main() -> None:
     if not a.skip_big:
         for mb in (a.big_mb // 4, a.big_mb):
             corpora.append(generate(f"single-{mb}", ["--format", "mixed", "--runs", "1", "--mb", str(mb)]))
+    if a.only:
+        corpora = [c for c in corpora if c.name in a.only]
     results = [bench(folder, a.repeat, a.results_dir) for folder in corpora]
     for r in results:
         report(r)
