@@ -116,16 +116,17 @@ def bench_rendering(experiment: Path) -> None:
           f" ({n / t_format:,.0f}/s); jinja at {100 * t_format / t_jinja:.0f}% of str.format's speed")
     t_plan = best_of(lambda: make_plan(experiment), repeat=1)
     print(f"make_plan (load, expand, validate, estimate, render) of {n} points: {t_plan:.3f} s")
-    with tempfile.TemporaryDirectory(dir=experiment.parent) as out:
-        start = time.perf_counter()
-        write_plan(plan, out)
-        print(f"write_plan of {n} scripts into a fresh folder (file-system work): {time.perf_counter() - start:.3f} s")
+    start = time.perf_counter()
+    write_plan(plan, experiment.parent / "write-plan")  # removed with the rest, after every timing
+    print(f"write_plan of {n} scripts into a fresh folder (file-system work): {time.perf_counter() - start:.3f} s")
 
 
 def create_floor(folder: Path, count: int, size: int = 3000) -> float:
     """Seconds to create ``count`` files of ``size`` bytes in a fresh folder: what the file
     system alone charges for a run directory of that many scripts. On this VM's ext4 the same
-    10,000 creations take from 0.2 to 5 s, folder to folder (/tmp is the slowest)."""
+    10,000 creations take from 0.2 to 5 s: for minutes after many files were deleted nearby
+    (a previous run's clean-up, test suites in /tmp), ext4 checks each recently freed inode
+    before reusing one (perf: find_inode_bit -> recently_deleted), all in system time."""
     folder.mkdir()
     data = b"#" * size
     start = time.perf_counter()
@@ -193,8 +194,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--work-dir", default=str(ROOT / "bench" / "out"),
-                        help="where to write (default bench/out; /dev/shm leaves out the disk; on this VM"
-                             " /tmp creates files several times slower than other folders)")
+                        help="where to write (default bench/out; /dev/shm leaves out the disk; /tmp, where"
+                             " test suites delete many files, creates files several times slower)")
     args = parser.parse_args()
     # byte-compile as `pip install` does: with PYTHONDONTWRITEBYTECODE set (this VM) a checkout
     # would otherwise recompile every changed module on each start, and that is not import time
@@ -206,9 +207,10 @@ def main() -> None:
         experiment.write_text(sweep_yaml(args.points))
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
               " (other work on the machine inflates every number)")
+        bench_command(experiment, tmp / "run")  # first: before this run deletes anything
         bench_rendering(experiment)
-        bench_command(experiment, tmp / "run")
         bench_imports(tmp)
+    # (the folder is removed only now: see create_floor on what deleting files costs here)
 
 
 if __name__ == "__main__":

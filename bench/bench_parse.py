@@ -135,8 +135,8 @@ def bench(folder: Path, repeat: int, results_parent: Path) -> dict:
     files = sorted(str(p) for p in folder.glob("*.out"))
     mb = sum(os.path.getsize(f) for f in files) / 1e6
     # Results go next to the logs, as a user's would, into a fresh folder per run (a first
-    # parse, not a re-parse). Not /tmp: on this VM creating a file under /tmp costs ~0.75 ms
-    # against ~0.02-0.1 ms elsewhere on the same disk, which would be measured as parsing.
+    # parse, not a re-parse). Not /tmp: test suites delete many files there, after which ext4
+    # takes ~0.75 ms to create a file (it checks recently freed inodes) against ~0.02 ms.
     with tempfile.TemporaryDirectory() as tmp, \
             tempfile.TemporaryDirectory(dir=results_parent, prefix=".bench-results-") as res_root:
         naive_script = Path(tmp) / "naive.py"
