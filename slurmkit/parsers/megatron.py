@@ -85,7 +85,7 @@ class Megatron(Format):
         in_ms = pc.equal(text_array(raw["unit"]), "ms")
         step_time = pc.if_else(pc.fill_null(in_ms, True), pc.divide(elapsed, 1000.0), elapsed)
         tflops = pc.coalesce(float_array(raw["tflops"]), float_array(raw["ds_tflops"]))
-        return {"step": int_array(raw["step"]), "time": timestamps(raw["pre"]),
+        return {"step": int_array(raw["step"]), "time": timestamps(raw["pre"], bracketed=True),
                 "step_time_s": step_time, "loss": float_array(raw["loss"]),
                 "lr": float_array(raw["lr"]), "grad_norm": float_array(raw["grad"]),
                 "consumed_samples": int_array(raw["samples"]), "tflops_per_gpu": tflops}

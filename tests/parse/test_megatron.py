@@ -51,3 +51,23 @@ def _quick_path() -> Megatron:
     fmt = Megatron()
     fmt.quick_min_records = 0
     return fmt
+
+
+# The text before a record, as Megatron prints it and as it is mangled: the bracketed fast path
+# of timestamps() must give what the regex gives, whatever the text.
+stamp = st.builds(lambda y, mo, d, h, mi, s, sep: f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}",
+                  st.integers(1990, 2100), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
+                  st.integers(0, 61), st.integers(0, 61), st.sampled_from([" ", "T"]))
+pre_text = st.one_of(
+    st.builds(lambda lead, ts, frac, tail: f"{lead}[{ts}{frac}]{tail}".encode(), st.sampled_from(["", " ", "x "]),
+              stamp, st.sampled_from(["", ".5", ",123"]), st.sampled_from([" ", "", "  ", "]"])),
+    st.binary(max_size=30), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(pre_text, max_size=12))
+def test_bracketed_timestamps_equal_the_regex(texts):
+    from slurmkit.parsers.base import timestamps
+
+    pre = pa.array(texts, pa.binary())
+    assert timestamps(pre, bracketed=True).to_pylist() == timestamps(pre).to_pylist()
