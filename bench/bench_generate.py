@@ -121,40 +121,25 @@ def bench_rendering(experiment: Path) -> None:
     print(f"write_plan of {n} scripts into a fresh folder (file-system work): {time.perf_counter() - start:.3f} s")
 
 
-def create_floor(folder: Path, count: int, size: int = 3000) -> float:
-    """Seconds to create ``count`` files of ``size`` bytes in a fresh folder: what the file
-    system alone charges for a run directory of that many scripts. On this VM's ext4 the same
-    10,000 creations take from 0.2 to 5 s: for minutes after many files were deleted nearby
-    (a previous run's clean-up, test suites in /tmp), ext4 checks each recently freed inode
-    before reusing one (perf: find_inode_bit -> recently_deleted), all in system time."""
-    folder.mkdir()
-    data = b"#" * size
-    start = time.perf_counter()
-    for i in range(count):
-        fd = os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.write(fd, data)
-        os.close(fd)
-    return time.perf_counter() - start
-
-
 def bench_command(experiment: Path, out: Path) -> None:
     cmd = [*SLURMKIT, "generate", str(experiment), "--out", str(out)]
-    floor_before = create_floor(out.parent / "floor-before", 10_001)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     first = subprocess.run(cmd, capture_output=True, text=True, check=True)
     t_first = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     user, system = after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime
-    floor_after = create_floor(out.parent / "floor-after", 10_001)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     start = time.perf_counter()
     second = subprocess.run(cmd, capture_output=True, text=True, check=True)
     t_second = time.perf_counter() - start
     rewritten = sum(1 for p, m in mtimes.items() if p.stat().st_mtime_ns != m)
     print(f"slurmkit generate, {len(mtimes) - 1} scripts, fresh folder: {t_first:.2f} s ({first.stderr.strip()})")
-    print(f"  of which CPU in slurmkit's own code (user) {user:.2f} s, in the kernel (system: creating files) {system:.2f} s;"
-          f" creating 10,001 files of 3 kB beside it took {floor_before:.2f} s just before and {floor_after:.2f} s just after")
+    # System time is the kernel creating 10,001 files. On this VM's ext4 the same creations take
+    # 0.1 to 4 s: for minutes after many files were deleted nearby (a previous run's clean-up,
+    # test suites in /tmp) ext4 checks each recently freed inode before reusing one (perf:
+    # find_inode_bit -> recently_deleted). User time is slurmkit's own work.
+    print(f"  CPU: slurmkit's own code (user) {user:.2f} s; the kernel creating the files (system) {system:.2f} s")
     print(f"slurmkit generate again, unchanged: {t_second:.2f} s ({second.stderr.strip()}); files rewritten: {rewritten}")
 
 
@@ -194,8 +179,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--work-dir", default=str(ROOT / "bench" / "out"),
-                        help="where to write (default bench/out; /dev/shm leaves out the disk; /tmp, where"
-                             " test suites delete many files, creates files several times slower)")
+                        help="where to write (default bench/out; /dev/shm leaves out the disk; in /tmp,"
+                             " where test suites delete many files, ext4 creates files several times slower)")
     args = parser.parse_args()
     # byte-compile as `pip install` does: with PYTHONDONTWRITEBYTECODE set (this VM) a checkout
     # would otherwise recompile every changed module on each start, and that is not import time
@@ -210,7 +195,7 @@ def main() -> None:
         bench_command(experiment, tmp / "run")  # first: before this run deletes anything
         bench_rendering(experiment)
         bench_imports(tmp)
-    # (the folder is removed only now: see create_floor on what deleting files costs here)
+    # (the folder is removed only now: deleting many files slows creating files for minutes)
 
 
 if __name__ == "__main__":
