@@ -250,6 +250,24 @@ def _locked(results_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def _shared_lock(results_dir: Path) -> Iterator[None]:
+    """A shared lock on RESULTS/.lock while a reader lists and reads the files, so a writer's
+    renames and rewrites (under the exclusive lock) never show half done: no run missing or
+    seen twice, no listed file gone. None when there is no lock file (no writer ever ran) or
+    it cannot be opened (a read-only copy)."""
+    try:
+        fd = os.open(results_dir / ".lock", os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _files_holding(results_dir: Path, run_ids: Iterable[str]) -> dict[str, frozenset[str]]:
     """Name -> run set of the files (in either folder) that hold any of ``run_ids``. Called
     under the lock, so every listed file is complete."""
@@ -391,7 +409,8 @@ def _read_tables(results_dir: Path, table: str, schema: pa.Schema,
         if bad:
             raise ValueError(f"not {table} columns: {bad}")
     wanted = None if run_ids is None else sorted({str(r) for r in run_ids})
-    parts = [_read_checked(path, results_dir, columns, wanted) for path in _table_files(folder)] if wanted != [] else []
+    with _shared_lock(results_dir):
+        parts = [_read_checked(path, results_dir, columns, wanted) for path in _table_files(folder)] if wanted != [] else []
     if not parts:
         return schema.empty_table().select(columns or schema.names)
     return pa.concat_tables(parts).replace_schema_metadata(schema.metadata)

@@ -216,3 +216,32 @@ def test_steps_files_keep_key_statistics(tmp_path: Path):
         assert (stats["step"].min, stats["step"].max) == (1, min(n, store.STEPS_BATCH_ROWS))
         assert stats["run_id"].min == run_id
         assert pq.read_table(tmp_path / "runs" / f"{run_id}.parquet").column("run_id").to_pylist() == [run_id]
+
+
+def _rewriter(folder: str) -> None:
+    """Re-parse the same runs over and over, in batches that split and merge differently."""
+    runs = [f"r{k}" for k in range(6)]
+    for i in range(30):
+        size = 1 + i % 4
+        for start in range(0, len(runs), size):
+            store.write_runs(folder, [({"run_id": r, "nodes": i}, _steps(3)) for r in runs[start:start + size]])
+
+
+def test_readers_never_see_a_write_half_done(tmp_path: Path):
+    """While another process replaces runs batch by batch, every read sees each run exactly
+    once, in the runs table and in the steps table."""
+    for k in range(6):
+        store.write_run(tmp_path, {"run_id": f"r{k}"}, _steps(3))
+    proc = multiprocessing.get_context("spawn").Process(target=_rewriter, args=(str(tmp_path),))
+    proc.start()
+    reads = 0
+    try:
+        while proc.is_alive() or reads < 5:
+            runs = store.read_runs_table(tmp_path).column("run_id").to_pylist()
+            assert sorted(runs) == [f"r{k}" for k in range(6)]
+            steps = store.read_steps(tmp_path, columns=["run_id"])
+            assert steps.groupby("run_id").size().to_dict() == {f"r{k}": 3 for k in range(6)}
+            reads += 1
+    finally:
+        proc.join()
+    assert proc.exitcode == 0 and reads >= 5
