@@ -61,7 +61,11 @@ class Format:
     #                                        record's text (one small pattern per field is faster)
     strip_bare_ansi: bool = False
     splittable: bool = True       # no state carried between ranges: halves can be parsed apart
-    quick_min_records: int = QUICK_MIN_RECORDS  # formats with quick_fields use it from this many
+    # quick_fields' arguments after the records (piece separator, space before keys, key-value
+    # separator, value pattern, specs), used from quick_min_records records; fields[0], the
+    # record's head, is always read by its regex
+    quick: "tuple[str, str, str, str, tuple[QuickSpec, ...]] | None" = None
+    quick_min_records: int = QUICK_MIN_RECORDS
 
     def __init__(self) -> None:
         # run-level facts a format reads off its records (status, time_to_train_s...)
@@ -116,7 +120,16 @@ class Format:
 
     def extract_fields(self, records: pa.Array) -> dict[str, pa.Array]:
         """Every group of every ``fields`` pattern as a column over ``records`` (null where
-        the pattern does not match)."""
+        the pattern does not match): by quick_fields when the format has ``quick`` and there
+        are enough records, else by the regexes (same result)."""
+        if self.quick is None or len(records) < self.quick_min_records:
+            return self.fields_by_regex(records)
+        raw = regex_fields(records, self.fields[0])
+        raw.update(quick_fields(records, *self.quick))
+        return raw
+
+    def fields_by_regex(self, records: pa.Array) -> dict[str, pa.Array]:
+        """extract_fields by one regex search per ``fields`` pattern (the reference)."""
         raw: dict[str, pa.Array] = {}
         for fields in self.fields or ():
             raw.update(regex_fields(records, fields))

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-from slurmkit.parsers.base import REGEX_SPACE, Format, quick_fields, regex_fields, timestamps
+from slurmkit.parsers.base import REGEX_SPACE, Format, timestamps
 from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 
@@ -72,13 +72,7 @@ class Megatron(Format):
     fields = FIELDS
     lookbehind = 23  # " [2024-04-06 03:02:12] " before "iteration"
     done_markers = (b"[after training is done]",)
-
-    def extract_fields(self, records: pa.Array) -> dict[str, pa.Array]:
-        if len(records) < self.quick_min_records:
-            return super().extract_fields(records)
-        raw = regex_fields(records, FIELDS[0])   # "iteration n/ N" starts every record
-        raw.update(quick_fields(records, "|", REGEX_SPACE, ":", _VALUE, QUICK_KEYS))
-        return raw
+    quick = ("|", REGEX_SPACE, ":", _VALUE, QUICK_KEYS)  # FIELDS[0]: "iteration n/ N" starts a record
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
         elapsed = float_array(raw["elapsed"])

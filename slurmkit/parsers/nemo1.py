@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from slurmkit.parsers.base import Format, quick_fields, regex_fields
+from slurmkit.parsers.base import Format
 from slurmkit.parsers.numbers import float_array, int_array, text_array
 
 # Locates a bar state (up to its closing "]" or the next \r / \n); no groups.
@@ -42,13 +42,7 @@ class NeMo1(Format):
     pattern = PATTERN
     fields = FIELDS
     done_markers = (b"Trainer.fit` stopped", b"Trainer.fit stopped")
-
-    def extract_fields(self, records: pa.Array) -> dict[str, pa.Array]:
-        if len(records) < self.quick_min_records:
-            return super().extract_fields(records)
-        raw = regex_fields(records, FIELDS[0])   # "| n/N [" starts every bar state
-        raw.update(quick_fields(records, ",", " ", "=", _VALUE, QUICK_KEYS))
-        return raw
+    quick = (",", " ", "=", _VALUE, QUICK_KEYS)  # FIELDS[0]: "| n/N [" starts every bar state
 
     def columns(self, raw: dict[str, list[Any]]) -> dict[str, pa.Array]:
         loss = float_array(raw["loss"])
