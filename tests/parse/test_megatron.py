@@ -71,3 +71,12 @@ def test_bracketed_timestamps_equal_the_regex(texts):
 
     pre = pa.array(texts, pa.binary())
     assert timestamps(pre, bracketed=True).to_pylist() == timestamps(pre).to_pylist()
+
+
+def test_a_key_without_its_colon_is_not_a_field(quick_equals_regexes):
+    """A piece that is a key's name alone ("lm loss", no ":") holds no value: the quick path
+    must not read the next piece as one."""
+    records = ["iteration 1/ 2 | lm loss| grad norm: 1.0 |", "iteration 2/ 2 | consumed samples|"]
+    quick_equals_regexes(Megatron(), records)
+    got = _quick_path().extract_fields(pa.array(records))
+    assert got["loss"].to_pylist() == [None, None] and got["grad"].to_pylist() == ["1.0", None]
