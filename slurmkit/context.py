@@ -4,16 +4,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slurmkit import launch
+from slurmkit.launch import common, megatron, nemo1, torchrun
 from slurmkit.catalog import ModelArch
 from slurmkit.experiment import Experiment, JobSpec
-from slurmkit.site import Site
+from slurmkit.site import Container, Site
 
 
 def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model: ModelArch,
                 experiment: Experiment) -> dict[str, Any]:
-    paths = launch.resolve_paths(spec, site, experiment, run_id)
-    env = {**launch.network_env(site, spec.launcher), **site.env, **experiment.env}
+    paths = common.resolve_paths(spec, site, experiment, run_id)
+    env = {**common.network_env(site, spec.launcher), **site.env, **experiment.env}
     context = {
         "run_id": run_id,
         "launcher": spec.launcher,
@@ -21,7 +21,7 @@ def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model:
         "header": sbatch_header(run_id, spec, site),
         "env": sorted(env.items()),
         "setup": list(site.software.setup),
-        "container": site.software.container,
+        "container": container(spec, site),
         "srun_flags": srun_flags(spec, site),
         "python": site.software.python,
         "params_json": params_json,
@@ -31,15 +31,24 @@ def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model:
         "checkpoint_dir": paths.checkpoint_dir,
     }
     if spec.launcher == "nemo":
-        command = launch.nemo_command(spec, model, site, paths, run_id)
+        command = nemo1.nemo_command(spec, model, site, paths, run_id)
     elif spec.launcher == "megatron":
-        command = launch.megatron_command(spec, model, site, paths)
+        command = megatron.megatron_command(spec, model, site, paths)
     else:
-        command = launch.torchrun_program(spec, model, experiment)
+        command = torchrun.torchrun_program(spec, model, experiment)
     if experiment.extra_args:
-        command += launch.group_args(list(experiment.extra_args))
+        command += common.group_args(list(experiment.extra_args))
     context["command"] = command
     return context
+
+
+def container(spec: JobSpec, site: Site) -> Container | None:
+    """The site's container settings with the point's image (an image alone when the site has none)."""
+    image = common.container_image(spec, site)
+    if image is None:
+        return None
+    base = site.software.container or Container(image=image)
+    return base if base.image == image else Container.validate({**base.to_dict(), "image": image})
 
 
 def sbatch_header(run_id: str, spec: JobSpec, site: Site) -> list[tuple[str, str | None]]:

@@ -57,6 +57,7 @@ class JobSpec(Model):
     checkpoint_interval: Positive | None = None  # steps; None: no checkpoints
     time_limit_min: Positive | None = None  # None: the site's default
     lr: Annotated[float, Gt(0)] = 3e-4
+    container_image: OneLine | None = None  # None: the site's software.container.image
 
 
 POINT_FIELDS = frozenset(JobSpec.field_names())

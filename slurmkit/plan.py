@@ -18,6 +18,8 @@ from slurmkit.context import job_context
 from slurmkit.check import check_memory, check_point, data_parallel
 from slurmkit.errors import ConfigError, Location, Problem
 from slurmkit.experiment import JobSpec, LoadedExperiment, load_experiment, point_spec
+from slurmkit.launch.common import container_image
+from slurmkit.launch.software import container_software
 from slurmkit.memory import Layout, estimate
 from slurmkit.site import Site, load_site
 
@@ -166,6 +168,8 @@ def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: fl
                experiment: str) -> dict[str, Any]:
     """The flat parameters of docs/contracts.md."""
     adapters = site.network.adapters
+    image = container_image(spec, site)
+    software = container_software(image)
     storage = site.storage.get("checkpoints") or site.storage.get("datasets")
     return {
         "experiment": experiment, "workload": spec.workload, "launcher": spec.launcher,
@@ -186,6 +190,7 @@ def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: fl
         "adapter_rate_gbps": float(adapters.rate_gbps) if adapters else None,
         "fabric": site.network.fabric, "storage_type": storage.type if storage else None,
         "cost_per_node_hour": site.cost_per_node_hour, "mem_estimate_gib": round(mem_gib, 1),
+        "container_image": image, "software": software.label if software else None,
     }
 
 

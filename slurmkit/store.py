@@ -62,6 +62,7 @@ PARAM_TYPES: dict[str, pa.DataType] = {
     "node_model": _STR,
     "adapters_per_node": _INT, "adapter_model": _STR, "adapter_rate_gbps": _FLOAT, "fabric": _STR,
     "storage_type": _STR, "cost_per_node_hour": _FLOAT, "mem_estimate_gib": _FLOAT,
+    "container_image": _STR, "software": _STR,
 }
 
 

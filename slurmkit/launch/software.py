@@ -1,0 +1,36 @@
+"""Which program versions a container image ships, so each launcher's arguments are checked
+against the program at that version (``slurmkit.launch.programs``).
+
+Versions come from NVIDIA's published component tables; each entry names its source. An image
+not listed here is unknown: a launcher whose arguments must be proven refuses it (``check``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ContainerSoftware:
+    """Versions as the program repositories tag them (``git show TAG:path`` reads that source)."""
+
+    image: str
+    label: str  # how reports name it, e.g. "NeMo 24.05"
+    source: str  # where the versions were read
+    nemo: str | None = None  # NVIDIA/NeMo tag
+    megatron_core: str | None = None  # NVIDIA/Megatron-LM tag
+    megatron_bridge: str | None = None  # NVIDIA-NeMo/Megatron-Bridge tag
+    pytorch: str | None = None  # upstream release the NGC PyTorch build is based on
+
+
+_COMPONENTS_24_09 = "https://docs.nvidia.com/nemo-framework/user-guide/24.09/softwarecomponentversions.html"
+
+CONTAINERS: dict[str, ContainerSoftware] = {c.image: c for c in (
+    # NeMo Framework 24.05: NeMo 2.0.0rc0, Megatron Core 0.7.0, PyTorch 2.3.0a0, Lightning 2.2.4
+    ContainerSoftware("nvcr.io/nvidia/nemo:24.05", "NeMo 24.05", _COMPONENTS_24_09,
+                      nemo="v2.0.0rc0", megatron_core="core_v0.7.0", pytorch="v2.3.0"),
+)}
+
+
+def container_software(image: str | None) -> ContainerSoftware | None:
+    """The known versions of ``image`` (``None`` for no image or an image slurmkit does not know)."""
+    return CONTAINERS.get(image) if image else None
