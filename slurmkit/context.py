@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from slurmkit.launch import common, megatron, nemo1, torchrun
 from slurmkit.catalog import ModelArch
 from slurmkit.experiment import Experiment, JobSpec
+from slurmkit.launch import common, launcher_module
+from slurmkit.launch.common import Job
 from slurmkit.site import Container, Site
 
 
@@ -30,12 +31,7 @@ def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model:
         "gpus_per_node": site.gpu.count_per_node,
         "checkpoint_dir": paths.checkpoint_dir,
     }
-    if spec.launcher == "nemo":
-        command = nemo1.nemo_command(spec, model, site, paths, run_id)
-    elif spec.launcher == "megatron":
-        command = megatron.megatron_command(spec, model, site, paths)
-    else:
-        command = torchrun.torchrun_program(spec, model, experiment)
+    command = launcher_module(spec.launcher).command(Job(run_id, spec, model, site, experiment, paths))
     if experiment.extra_args:
         command += common.group_args(list(experiment.extra_args))
     context["command"] = command

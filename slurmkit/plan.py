@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from slurmkit.catalog import ModelArch, catalogue, load_models
-from slurmkit.context import job_context
 from slurmkit.check import check_memory, check_point, data_parallel
+from slurmkit.context import job_context
 from slurmkit.errors import ConfigError, Location, Problem
 from slurmkit.experiment import JobSpec, LoadedExperiment, load_experiment, point_spec
 from slurmkit.launch.common import container_image
@@ -93,7 +93,9 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: P
     if not jobs:
         raise ConfigError("the sweep has no points", location=loaded.doc.location(("matrix",)),
                           hint="check matrix.exclude")
-    from slurmkit.render import Renderer  # rendering after validation: nothing is half-done
+    from slurmkit.render import (
+        Renderer,  # rendering after validation: nothing is half-done
+    )
 
     renderer = Renderer(templates_dir)
     for job in jobs:

@@ -3,4 +3,20 @@
 One module per launcher builds its command line (NeMo 1.x Hydra overrides, Megatron-LM flags,
 torchrun and the example trainer); ``common`` holds what they share. Network variables come
 from the site's typed adapter fields: one HCA per adapter in ``NCCL_IB_HCA`` and ``UCX_NET_DEVICES``.
+
+Each launcher module has ``command(job) -> list[list[str]]`` (the program and its arguments, one
+option with its values per line) and ``program(job)``: the shipped description of the real
+program the arguments are checked against (``programs.KeySet`` or ``FlagSet``), None when
+slurmkit has none for the job's container.
 """
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# launcher name (JobSpec.launcher) -> module under slurmkit.launch
+LAUNCHER_MODULES = {"nemo": "nemo1", "megatron": "megatron", "torchrun": "torchrun"}
+
+
+def launcher_module(launcher: str) -> ModuleType:
+    return importlib.import_module(f"slurmkit.launch.{LAUNCHER_MODULES[launcher]}")

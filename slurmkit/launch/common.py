@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slurmkit.catalog import ModelArch
 from slurmkit.experiment import Experiment, JobSpec
 from slurmkit.site import Site
 
@@ -14,6 +15,18 @@ class Paths:
     data: str | None  # dataset folder or Megatron data prefix; None for synthetic
     checkpoint_dir: str | None
     base_checkpoint: str | None  # fine-tuning only
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a launcher module needs to build one job's command line."""
+
+    run_id: str
+    spec: JobSpec
+    model: ModelArch
+    site: Site
+    experiment: Experiment
+    paths: Paths
 
 
 def container_image(spec: JobSpec, site: Site) -> str | None:

@@ -1,14 +1,13 @@
 """Megatron-LM: ``pretrain_gpt.py`` with its argparse flags."""
 from __future__ import annotations
 
-from slurmkit.catalog import ModelArch
-from slurmkit.experiment import JobSpec
-from slurmkit.launch.common import Paths
-from slurmkit.site import Site
+from slurmkit.launch.common import Job
+from slurmkit.launch.programs import FlagSet, KeySet
 
 
-def megatron_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths) -> list[list[str]]:
+def command(job: Job) -> list[list[str]]:
     """``python pretrain_gpt.py`` with Megatron-LM flags, one flag (and its value) per line."""
+    spec, model, site, paths = job.spec, job.model, job.site, job.paths
     a: list[list[str]] = [
         [f"{site.software.megatron_dir.rstrip('/')}/pretrain_gpt.py"], ["--use-mcore-models"],
         ["--transformer-impl", "transformer_engine"],
@@ -48,3 +47,8 @@ def megatron_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths) 
         a += [["--save", paths.checkpoint_dir], ["--load", paths.checkpoint_dir],
               ["--save-interval", str(spec.checkpoint_interval)]]
     return a
+
+
+def program(job: Job) -> KeySet | FlagSet | None:
+    """Not described yet."""
+    return None

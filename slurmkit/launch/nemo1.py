@@ -5,14 +5,22 @@ import re
 
 from slurmkit.catalog import ModelArch
 from slurmkit.experiment import JobSpec
-from slurmkit.launch.common import Paths
-from slurmkit.site import Site
+from slurmkit.launch.common import Job, Paths
+from slurmkit.launch.programs import FlagSet, KeySet
 
 NEMO_EXAMPLES = "examples/nlp/language_modeling"
 
+# The JSONL the fine-tuning jobs read: one object per line with these keys; the prompt the
+# model sees is FINETUNE_PROMPT_TEMPLATE filled from them. `slurmkit prepare-data` writes it and
+# the generated overrides name the same keys and template.
+FINETUNE_INPUT_KEY = "input"
+FINETUNE_OUTPUT_KEY = "output"
+FINETUNE_PROMPT_TEMPLATE = "{input} {output}"
 
-def nemo_command(spec: JobSpec, model: ModelArch, site: Site, paths: Paths, run_id: str) -> list[list[str]]:
+
+def command(job: Job) -> list[list[str]]:
     """``python megatron_gpt_{pretraining,finetuning}.py --config-path ... overrides`` (one per line)."""
+    spec, model, site, paths, run_id = job.spec, job.model, job.site, job.paths, job.run_id
     root = site.software.nemo_dir.rstrip("/")
     if spec.workload == "pretrain":
         config = "megatron_gpt_config" if model.family == "gpt" else "megatron_llama_config"
@@ -95,3 +103,8 @@ def _nemo_finetune(spec: JobSpec, paths: Paths) -> list[str]:
             f"model.data.validation_ds.file_names=[{hydra_value(paths.data + '/validation.jsonl')}]",
             f"model.data.train_ds.max_seq_length={spec.seq_len}",
             f"model.data.validation_ds.max_seq_length={spec.seq_len}"]
+
+
+def program(job: Job) -> KeySet | FlagSet | None:
+    """Not described yet."""
+    return None

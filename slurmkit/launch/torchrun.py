@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from slurmkit.catalog import ModelArch
-from slurmkit.experiment import Experiment, JobSpec
-from slurmkit.launch.common import group_args
+from slurmkit.experiment import JobSpec
+from slurmkit.launch.common import Job, group_args
+from slurmkit.launch.programs import FlagSet, KeySet
 
 
 def trainer_args(spec: JobSpec, model: ModelArch) -> list[str]:
@@ -15,11 +16,17 @@ def trainer_args(spec: JobSpec, model: ModelArch) -> list[str]:
             "--parallel", spec.parallel, "--warmup-steps", str(spec.warmup_steps)]
 
 
-def torchrun_program(spec: JobSpec, model: ModelArch, experiment: Experiment) -> list[list[str]]:
+def command(job: Job) -> list[list[str]]:
     """What follows ``torchrun <rendezvous flags>``: ``-m module args`` or ``script args``."""
+    spec, model, experiment = job.spec, job.model, job.experiment
     program = experiment.program
     if program is None:
         return group_args(["-m", "slurmkit.trainer", *trainer_args(spec, model)])
     args = trainer_args(spec, model) if program.args is None else list(program.args)
     target = ["-m", program.module] if program.module else [program.script]
     return group_args([*target, *args])
+
+
+def program(job: Job) -> KeySet | FlagSet | None:
+    """Not described yet."""
+    return None
