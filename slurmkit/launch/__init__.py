@@ -5,7 +5,7 @@ torchrun and the example trainer); ``common`` holds what they share. Network var
 from the site's typed adapter fields: one HCA per adapter in ``NCCL_IB_HCA`` and ``UCX_NET_DEVICES``.
 
 Each launcher module has ``command(job) -> list[list[str]]`` (the program and its arguments, one
-option with its values per line) and ``program(job)``: the shipped description of the real
+option with its values per line) and ``program(spec, site)``: the shipped description of the real
 program the arguments are checked against (``programs.KeySet`` or ``FlagSet``), None when
 slurmkit has none for the job's container.
 """

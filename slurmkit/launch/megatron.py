@@ -1,8 +1,10 @@
 """Megatron-LM: ``pretrain_gpt.py`` with its argparse flags."""
 from __future__ import annotations
 
+from slurmkit.experiment import JobSpec
 from slurmkit.launch.common import Job
 from slurmkit.launch.programs import FlagSet, KeySet
+from slurmkit.site import Site
 
 
 def command(job: Job) -> list[list[str]]:
@@ -49,6 +51,6 @@ def command(job: Job) -> list[list[str]]:
     return a
 
 
-def program(job: Job) -> KeySet | FlagSet | None:
+def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     """Not described yet."""
     return None

@@ -7,6 +7,7 @@ from slurmkit.catalog import ModelArch
 from slurmkit.experiment import JobSpec
 from slurmkit.launch.common import Job, Paths
 from slurmkit.launch.programs import FlagSet, KeySet
+from slurmkit.site import Site
 
 NEMO_EXAMPLES = "examples/nlp/language_modeling"
 
@@ -105,6 +106,6 @@ def _nemo_finetune(spec: JobSpec, paths: Paths) -> list[str]:
             f"model.data.validation_ds.max_seq_length={spec.seq_len}"]
 
 
-def program(job: Job) -> KeySet | FlagSet | None:
+def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     """Not described yet."""
     return None

@@ -5,6 +5,7 @@ from slurmkit.catalog import ModelArch
 from slurmkit.experiment import JobSpec
 from slurmkit.launch.common import Job, group_args
 from slurmkit.launch.programs import FlagSet, KeySet
+from slurmkit.site import Site
 
 
 def trainer_args(spec: JobSpec, model: ModelArch) -> list[str]:
@@ -27,6 +28,6 @@ def command(job: Job) -> list[list[str]]:
     return group_args([*target, *args])
 
 
-def program(job: Job) -> KeySet | FlagSet | None:
+def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     """Not described yet."""
     return None
