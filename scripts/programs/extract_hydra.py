@@ -134,7 +134,7 @@ class Mirrors:
     def show(self, repo: str, tag: str, path: str) -> str:
         git_dir = self.root / repo.replace("/", "+") / "repo"
         done = subprocess.run(["git", "-C", str(git_dir), "show", f"{tag}:{path}"],
-                              capture_output=True, text=True)
+                              check=False, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"cannot read {repo}@{tag}:{path} from {git_dir}: {done.stderr.strip()}")
         return done.stdout
