@@ -11,7 +11,7 @@ import pandas as pd
 
 from slurmkit.charts import value_text, variant_label
 from slurmkit.compare import METRICS, Comparison
-from slurmkit.reference import matching_reference, reference_label
+from slurmkit.reference import matching_reference, reference_label, software_text
 
 MAX_LINES_PER_KIND = 6
 
@@ -170,7 +170,7 @@ def reference_findings(comparison: Comparison, reference: pd.DataFrame) -> list[
         share = best["tokens_per_s_per_gpu_mean"] / ref["value"] * 100
         lines.append(f"Published reference, {ref['model']} {_nodes_text([ref['nodes']])}: "
                      f"{best['tokens_per_s_per_gpu_mean']:,.0f} tokens/s/GPU measured, {share:.0f}% of "
-                     f"{ref['value']:,.0f} ({reference_label(ref)}).")
+                     f"{ref['value']:,.0f} ({reference_label(ref, software_text(best.get('software')))}).")
     return _capped(lines, "reference comparisons")
 
 

@@ -4,7 +4,9 @@ beside measured runs.
 The shipped CSV (``slurmkit/data/reference_results.csv``) holds one row per published data point
 with its source; see ``/work/shared/research/reference-results.md`` for how each was read. A point
 is drawn beside a measured series only where model, GPU, precision, workload and sequence length
-match, so a chart never compares unlike things.
+match, so a chart never compares unlike things; rows of the run's own software version are
+preferred, and a comparison across versions (or with a run of unknown version) says so in its
+label.
 """
 from __future__ import annotations
 
@@ -15,7 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 FAMILY_NAMES = {"nemo_perf": "NVIDIA NeMo perf. table", "dgxc": "NVIDIA dgxc-benchmarking",
+                "megatron_bridge": "NVIDIA Megatron-Bridge perf. summary",
                 "mlperf_training": "MLPerf Training"}
+SHAPE_COLUMNS = ["model", "gpu_model", "precision", "workload", "seq_len"]
+# NeMo's FLOPs formula discounts causal attention from 25.09 on (reference-results.md section 6.2);
+# TFLOPS and MFU counted that way are not comparable with slurmkit's 2024 formula.
+CAUSAL = "causal"
+CAUSAL_SENSITIVE = ("tflops_per_gpu", "mfu")
+SOFTWARE_SEPARATOR = " / "
 REFERENCE_CSV = Path(__file__).resolve().parent / "data" / "reference_results.csv"
 
 
@@ -50,31 +59,82 @@ def gpu_key(name: object) -> str:
 def matching_reference(reference: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Reference rows of ``metric`` whose model, GPU, precision, task and sequence length match a
     measured configuration, and its global batch when the source gives one (a null on the
-    measured side never matches)."""
+    measured side never matches).
+
+    Per configuration, rows published with the configuration's software (``software``, e.g.
+    "NeMo 24.05") are preferred: where the shape has some, the other versions' rows are left out
+    for it. The result carries ``measured_software``: the sorted labels of the configurations
+    each row was kept for ("" for a configuration without one), which :func:`reference_label`
+    turns into a visible cross-version note. TFLOPS and MFU rows counted with causal-attention
+    FLOPs (``flops_formula`` "causal", NeMo 25.09 and later) are never matched: slurmkit counts
+    the 2024 formula (slurmkit.metrics), so their numbers are not comparable.
+    """
     refs = reference[reference["metric"] == metric]
+    if metric in CAUSAL_SENSITIVE and "flops_formula" in refs.columns:
+        refs = refs[refs["flops_formula"].astype("string").fillna("") != CAUSAL]
     if refs.empty or configs.empty:
-        return refs.iloc[0:0]
-    measured = configs.reindex(columns=["model", "gpu_model", "precision", "workload", "seq_len", "gbs"]).dropna(
-        subset=["model", "gpu_model", "precision", "workload", "seq_len"])
-    shapes = {(model_key(r.model), gpu_key(r.gpu_model), str(r.precision).lower(),
-               str(r.workload).lower(), int(r.seq_len)): set() for r in measured.itertuples()}
+        return refs.iloc[0:0].assign(measured_software=pd.Series(dtype=object))
+    measured = configs.reindex(columns=[*SHAPE_COLUMNS, "gbs", "software"]).dropna(subset=SHAPE_COLUMNS)
+    ref_keys = [_shape_key(r.model, r.gpu, r.precision, r.task, r.seq_len) for r in refs.itertuples()]
+    ref_gbs = refs["gbs"] if "gbs" in refs.columns else pd.Series(None, index=refs.index, dtype=object)
+    ref_software = refs["software"].astype("string").fillna("") if "software" in refs.columns else (
+        pd.Series("", index=refs.index, dtype="string"))
+    kept: dict[int, set[str]] = {}
     for r in measured.itertuples():
-        key = (model_key(r.model), gpu_key(r.gpu_model), str(r.precision).lower(),
-               str(r.workload).lower(), int(r.seq_len))
-        shapes[key].add(int(r.gbs) if pd.notna(r.gbs) else None)
-    mask = []
-    for row in refs.itertuples():
-        key = (model_key(row.model), gpu_key(row.gpu), str(row.precision).lower(),
-               str(row.task).lower(), int(row.seq_len) if row.seq_len == row.seq_len else -1)
-        batches = shapes.get(key)
-        gbs = getattr(row, "gbs", None)
-        known = gbs is not None and pd.notna(gbs)
-        mask.append(batches is not None and (not known or int(gbs) in batches))
-    return refs[mask]
+        key = _shape_key(r.model, r.gpu_model, r.precision, r.workload, r.seq_len)
+        mine = software_text(r.software)
+        found = [i for i, (k, gbs) in enumerate(zip(ref_keys, ref_gbs))
+                 if k == key and (pd.isna(gbs) or (pd.notna(r.gbs) and int(gbs) == int(r.gbs)))]
+        same = [i for i in found if mine and ref_software.iloc[i] == mine]
+        for i in same or found:
+            kept.setdefault(i, set()).add(mine)
+    order = sorted(kept)
+    out = refs.iloc[order].copy()
+    out["measured_software"] = [SOFTWARE_SEPARATOR.join(sorted(kept[i])) for i in order]
+    return out
 
 
-def reference_label(row: pd.Series) -> str:
-    """Legend text of a published point, e.g. 'published: NVIDIA NeMo perf. table, NeMo 24.07'."""
+def _shape_key(model, gpu, precision, task, seq_len) -> tuple:
+    seq = int(seq_len) if pd.notna(seq_len) else -1
+    return (model_key(model), gpu_key(gpu), str(precision).lower(), str(task).lower(), seq)
+
+
+def software_text(value: object) -> str:
+    """A software label as text; "" for none (a log slurmkit did not launch)."""
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def version_note(published: object, measured: object) -> str:
+    """'' when the run used the published software, else 'published with NeMo 24.07; this run:
+    NeMo 24.05' ('version unknown' for a run without a software label). ``measured`` may hold
+    several labels joined by SOFTWARE_SEPARATOR (a row kept for several configurations)."""
+    published = software_text(published)
+    labels = software_text(measured).split(SOFTWARE_SEPARATOR)
+    if labels == [published] and published:
+        return ""
+    names = [label or "version unknown" for label in labels]
+    who = "this run" if len(names) == 1 else "these runs"
+    return f"published with {published or 'version unknown'}; {who}: {', '.join(names)}"
+
+
+def reference_label(row: pd.Series, measured: object = None) -> str:
+    """Legend text of a published point, e.g. 'published: NVIDIA NeMo perf. table, NeMo 24.07';
+    compared with a run of another (or unknown) version: 'published: NVIDIA NeMo perf. table —
+    published with NeMo 24.07; this run: NeMo 24.05'. ``measured``: the run's software label;
+    None takes the row's ``measured_software`` (from :func:`matching_reference`)."""
     kind = "derived from published" if row["derived"] else "published"
     family = FAMILY_NAMES.get(row["family"], row["family"])
-    return f"{kind}: {family}, {row['software']}"
+    if measured is None:
+        measured = row.get("measured_software")
+    note = version_note(row["software"], measured)
+    return f"{kind}: {family} — {note}" if note else f"{kind}: {family}, {row['software']}"
+
+
+def config_software(configs: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """The software label of each configuration, from its runs' ``software`` (labels joined by
+    SOFTWARE_SEPARATOR when repeats differ; None when no run carries one)."""
+    if "software" not in runs.columns or "run_ids" not in configs.columns:
+        return pd.Series(None, index=configs.index, dtype=object)
+    by_run = dict(zip(runs["run_id"].astype(str), runs["software"].map(software_text)))
+    labels = [sorted({by_run.get(str(r), "") for r in ids} - {""}) for ids in configs["run_ids"]]
+    return pd.Series([SOFTWARE_SEPARATOR.join(x) or None for x in labels], index=configs.index, dtype=object)

@@ -17,7 +17,7 @@ from slurmkit import __version__
 from slurmkit import charts
 from slurmkit.compare import Comparison, compare_runs, normalize_runs
 from slurmkit.findings import headline_metric, write_findings
-from slurmkit.reference import REFERENCE_CSV, load_reference
+from slurmkit.reference import REFERENCE_CSV, config_software, load_reference
 from slurmkit.report.tables import (Table, fmt_metric, fmt_number, fmt_plain, fmt_text, frame_table,
                                     metric_header, pairs_tables)
 
@@ -85,6 +85,8 @@ def build_report_from_frames(runs: pd.DataFrame, steps: pd.DataFrame, title: str
         return report
     comparison = compare_runs(runs, by=by, baseline=baseline, noise_pct=noise_pct)
     report.notices += comparison.notes
+    # the runs' software labels, so published numbers of the same version are preferred
+    comparison.configs["software"] = config_software(comparison.configs, runs)
     reference = load_reference()
     report.findings = write_findings(comparison, runs, reference)
     report.sites = sites_table(runs)

@@ -64,12 +64,16 @@ def test_throughput_chart_draws_matching_published_points(comparison, palette):
         dict(model="m7", gpu="H100 SXM", precision="fp8", task="pretrain", seq_len=4096, nodes=1,
              metric="tokens_per_s_per_gpu", value=999.0, software="NeMo 24.07", family="nemo_perf",
              derived=False)])
-    fig = charts.throughput_chart(comparison.configs, palette, reference)
+    configs = comparison.configs.assign(software="NeMo 24.01")   # the runs' container
+    fig = charts.throughput_chart(configs, palette, reference)
     ax = fig.axes[0]
     published = [c for c in ax.collections if c.get_label().startswith("published")]
     assert len(published) == 1                                   # fp8 row does not match bf16 runs
     assert published[0].get_offsets().tolist() == [[1.0, 120.0]]
     assert "published: NVIDIA NeMo perf. table, NeMo 24.01" in _legend(fig)
+    unknown = charts.throughput_chart(comparison.configs, palette, reference)  # runs without a label
+    assert ("published: NVIDIA NeMo perf. table — published with NeMo 24.01; this run: version unknown"
+            in _legend(unknown))
 
 
 def test_mfu_chart_in_percent(comparison, palette):
