@@ -10,6 +10,7 @@ from typing import Callable
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import DATASET_NAMES, JobSpec
+from slurmkit.launch import bridge
 from slurmkit.memory import MemoryEstimate
 from slurmkit.site import Site
 
@@ -57,7 +58,33 @@ def _launcher(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list
     if spec.launcher == "megatron" and spec.workload != "pretrain":
         return [_err(f"the megatron launcher runs pretraining only, not {spec.workload}",
                      where("workload"), "use launcher nemo for sft, lora and ptuning")]
+    if spec.launcher == "megatron-bridge":
+        return _bridge(spec, site, where)
     return []
+
+
+def _bridge(spec: JobSpec, site: Site, where: Where) -> list[Problem]:
+    """What Megatron-Bridge's run_script.py can run (slurmkit.launch.bridge says why)."""
+    problems = []
+    image = bridge.image_problem(spec, site)
+    if image:
+        problems.append(_err(image, where("container_image", "launcher"),
+                             f"set container_image: {bridge.bridge_images()[-1]}"))
+    if spec.model not in bridge.RECIPES:
+        problems.append(_err(f"launcher megatron-bridge has no recipe for model {spec.model}",
+                             where("model"), f"use one of {', '.join(sorted(bridge.RECIPES))}"))
+    if bridge.gpu_name(site) is None:
+        problems.append(_err(f"Megatron-Bridge's performance recipes have no preset for {site.gpu.model}"
+                             f" (site {site.name})", where("launcher"),
+                             f"GPUs with presets: {', '.join(bridge.GPU_NAMES)}"))
+    if spec.workload != "pretrain" or spec.dataset != "synthetic":
+        problems.append(_err("launcher megatron-bridge runs pretraining on mock data only",
+                             where("workload", "dataset"), "use workload: pretrain, dataset: synthetic"))
+    if spec.sequence_parallel != (spec.tp > 1):
+        problems.append(_err(f"sequence_parallel={spec.sequence_parallel}: Megatron-Bridge's run_script.py"
+                             f" turns sequence parallelism on exactly when tp > 1 (tp={spec.tp})",
+                             where("sequence_parallel", "tp"), f"set sequence_parallel: {spec.tp > 1}"))
+    return problems
 
 
 def _parallel_shape(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list[Problem]:

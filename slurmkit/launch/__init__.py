@@ -15,7 +15,8 @@ import importlib
 from types import ModuleType
 
 # launcher name (JobSpec.launcher) -> module under slurmkit.launch
-LAUNCHER_MODULES = {"nemo": "nemo1", "megatron": "megatron", "torchrun": "torchrun"}
+LAUNCHER_MODULES = {"nemo": "nemo1", "megatron": "megatron", "torchrun": "torchrun",
+                    "megatron-bridge": "bridge"}
 
 
 def launcher_module(launcher: str) -> ModuleType:

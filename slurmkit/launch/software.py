@@ -23,11 +23,18 @@ class ContainerSoftware:
 
 
 _COMPONENTS_24_09 = "https://docs.nvidia.com/nemo-framework/user-guide/24.09/softwarecomponentversions.html"
+_COMPONENTS_BRIDGE = ("NVIDIA-NeMo/Megatron-Bridge@v0.6.0:docs/releases/software-versions.md"
+                      " (NeMo Framework 26.04 table)")
 
 CONTAINERS: dict[str, ContainerSoftware] = {c.image: c for c in (
     # NeMo Framework 24.05: NeMo 2.0.0rc0, Megatron Core 0.7.0, PyTorch 2.3.0a0, Lightning 2.2.4
     ContainerSoftware("nvcr.io/nvidia/nemo:24.05", "NeMo 24.05", _COMPONENTS_24_09,
                       nemo="v2.0.0rc0", megatron_core="core_v0.7.0", pytorch="v2.3.0"),
+    # NeMo Framework 26.04: Megatron-Bridge 0.4.0, Megatron Core 0.17.0, PyTorch 2.11.0a0, no NeMo.
+    # The tag with its patch suffix is the one NVIDIA's dgxc-benchmarking v26.05 Llama 3.1 recipe
+    # pulls (llama3.1/metadata.yaml: 'nvcr.io#nvidia/nemo:26.04.00').
+    ContainerSoftware("nvcr.io/nvidia/nemo:26.04.00", "NeMo 26.04", _COMPONENTS_BRIDGE,
+                      megatron_core="core_v0.17.0", megatron_bridge="v0.4.0", pytorch="v2.11.0"),
 )}
 
 

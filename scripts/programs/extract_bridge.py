@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Write the Megatron-Bridge program descriptions slurmkit checks its arguments against.
+
+Reads the real source with ``git show TAG:path`` from bare mirrors (the search tool's
+``fetch`` of NVIDIA-NeMo/Megatron-Bridge and NVIDIA/Megatron-LM) and writes two files:
+
+- ``bridge-run_script-<tag>.json`` (``kind: argparse``): every option of
+  ``scripts/performance/argument_parser.py:parse_cli_args``, the parser ``run_script.py`` uses;
+- ``bridge-config-<tag>.json`` (``kind: hydra``): the flattened keys of the ``ConfigContainer``
+  sections slurmkit overrides (``model``, ``optimizer``, ``scheduler``), i.e. the dataclass fields
+  of the classes the Llama 3 performance recipe puts there, with every base class followed
+  across both repositories. ``run_script.py`` applies leftover ``key=value`` arguments with
+  Hydra's override parser in struct mode (``omegaconf_utils.parse_hydra_overrides``), so a key
+  outside this set is refused by the program too.
+
+Only names and literal defaults are recorded (facts), no code. Usage:
+
+    scripts/programs/extract_bridge.py --bridge /work/.mirror/NVIDIA-NeMo+Megatron-Bridge/repo \\
+        --megatron /work/.mirror/NVIDIA+Megatron-LM/repo --tag v0.4.0 --core-tag core_v0.17.0
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import subprocess
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[2] / "slurmkit" / "data" / "programs"
+BRIDGE_REPO, CORE_REPO = "NVIDIA-NeMo/Megatron-Bridge", "NVIDIA/Megatron-LM"
+ARGPARSE_PATH = "scripts/performance/argument_parser.py"
+
+# ConfigContainer section -> class the Llama 3 performance recipe puts there, and the files
+# whose classes the field walk may follow (module name -> path in its repository).
+SECTIONS = {"model": "GPTModelProvider", "optimizer": "OptimizerConfig", "scheduler": "SchedulerConfig"}
+BRIDGE_FILES = {
+    "megatron.bridge.models.gpt_provider": "src/megatron/bridge/models/gpt_provider.py",
+    "megatron.bridge.models.transformer_config": "src/megatron/bridge/models/transformer_config.py",
+    "megatron.bridge.models.model_provider": "src/megatron/bridge/models/model_provider.py",
+    "megatron.bridge.training.config": "src/megatron/bridge/training/config.py",
+}
+CORE_FILES = {
+    "megatron.core.transformer.transformer_config": "megatron/core/transformer/transformer_config.py",
+    "megatron.core.model_parallel_config": "megatron/core/model_parallel_config.py",
+    "megatron.core.optimizer": "megatron/core/optimizer/optimizer_config.py",
+    "megatron.core.optimizer.optimizer_config": "megatron/core/optimizer/optimizer_config.py",
+    "megatron.training.config": "megatron/training/config/training_config.py",
+}
+
+
+def git_show(repo_dir: str, tag: str, path: str) -> str:
+    return subprocess.run(["git", "-C", repo_dir, "show", f"{tag}:{path}"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _literal(node: ast.AST | None):
+    """A default as JSON: the literal when it is one, else None (computed in code)."""
+    if node is None:
+        return None
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    return value if isinstance(value, (str, int, float, bool, type(None), list)) else None
+
+
+class Module:
+    """One parsed source file: its classes and the names it imports."""
+
+    def __init__(self, name: str, text: str):
+        tree = ast.parse(text)
+        self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.imports: dict[str, tuple[str, str]] = {}  # local name -> (module, name)
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (node.module or node.level):
+                source = node.module or ""
+                if node.level:  # relative: resolve against this module's package
+                    package = name.split(".")[:-node.level]
+                    source = ".".join(package + ([source] if source else []))
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name] = (source, alias.name)
+
+
+def _base_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Subscript):  # Generic[...] / Mixin[T]
+        node = node.value
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def class_fields(modules: dict[str, Module], module: str, name: str, seen: set | None = None) -> dict:
+    """Dataclass fields of ``module.name`` and its bases (subclass wins), in MRO-like order."""
+    seen = set() if seen is None else seen
+    mod = modules[module]
+    node = mod.classes[name]
+    fields: dict = {}
+    for base in reversed(node.bases):
+        base_name = _base_name(base)
+        if base_name is None or (module, base_name) in seen:
+            continue
+        seen.add((module, base_name))
+        if base_name in mod.classes:
+            fields.update(class_fields(modules, module, base_name, seen))
+        elif base_name in mod.imports and mod.imports[base_name][0] in modules:
+            target_module, target_name = mod.imports[base_name]
+            target = modules[target_module]
+            if target_name not in target.classes and target_name in target.imports:
+                target_module, target_name = target.imports[target_name]
+            if target_module in modules and target_name in modules[target_module].classes:
+                fields.update(class_fields(modules, target_module, target_name, seen))
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            annotation = ast.unparse(stmt.annotation)
+            if annotation.startswith(("ClassVar", "InitVar", "typing.ClassVar")):
+                continue
+            fields[stmt.target.id] = _default(stmt.value)
+    return fields
+
+
+def _default(value: ast.expr | None):
+    if isinstance(value, ast.Call) and _base_name(value.func) == "field":
+        for kw in value.keywords:
+            if kw.arg == "default":
+                return _literal(kw.value)
+        return None
+    return _literal(value)
+
+
+def argparse_flags(text: str) -> dict[str, dict]:
+    """Every ``add_argument`` option string with its nargs, action, choices, required and dest."""
+    flags: dict[str, dict] = {}
+    for node in ast.walk(ast.parse(text)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "add_argument"):
+            continue
+        names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        kw = {k.arg: k.value for k in node.keywords if k.arg}
+        longest = max(names, key=len)
+        info = {"nargs": _literal(kw.get("nargs")), "action": _literal(kw.get("action")),
+                "choices": _choices(kw.get("choices")), "required": bool(_literal(kw.get("required"))),
+                "dest": _literal(kw.get("dest")) or longest.lstrip("-").replace("-", "_"),
+                "const": "const" in kw}
+        for name in names:
+            flags[name] = info
+    return dict(sorted(flags.items()))
+
+
+def _choices(node: ast.expr | None):
+    value = _literal(node)
+    if isinstance(value, list):
+        return value
+    return None if node is None else "computed"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bridge", required=True, help="bare mirror of NVIDIA-NeMo/Megatron-Bridge")
+    parser.add_argument("--megatron", required=True, help="bare mirror of NVIDIA/Megatron-LM")
+    parser.add_argument("--tag", required=True, help="Megatron-Bridge tag, e.g. v0.4.0")
+    parser.add_argument("--core-tag", required=True, help="Megatron-LM tag, e.g. core_v0.17.0")
+    args = parser.parse_args()
+
+    flags = argparse_flags(git_show(args.bridge, args.tag, ARGPARSE_PATH))
+    write(f"bridge-run_script-{args.tag}", {
+        "kind": "argparse", "program": "Megatron-Bridge scripts/performance/run_script.py",
+        "version": args.tag,
+        "sources": [{"repo": BRIDGE_REPO, "tag": args.tag, "path": ARGPARSE_PATH}],
+        "flags": flags})
+
+    modules = {m: Module(m, git_show(args.bridge, args.tag, p)) for m, p in BRIDGE_FILES.items()}
+    modules |= {m: Module(m, git_show(args.megatron, args.core_tag, p)) for m, p in CORE_FILES.items()}
+    home = "megatron.bridge.training.config"
+    keys: dict = {}
+    for section, class_name in SECTIONS.items():
+        module = "megatron.bridge.models.gpt_provider" if section == "model" else home
+        for name, default in class_fields(modules, module, class_name).items():
+            keys[f"{section}.{name}"] = default
+    sources = [{"repo": BRIDGE_REPO, "tag": args.tag, "path": p} for p in dict.fromkeys(BRIDGE_FILES.values())]
+    sources += [{"repo": CORE_REPO, "tag": args.core_tag, "path": p} for p in dict.fromkeys(CORE_FILES.values())]
+    write(f"bridge-config-{args.tag}", {
+        "kind": "hydra", "program": "Megatron-Bridge ConfigContainer (model, optimizer, scheduler)",
+        "version": f"{args.tag} with Megatron-LM {args.core_tag}", "sources": sources,
+        "keys": dict(sorted(keys.items())), "code_keys": {}})
+
+
+def write(name: str, data: dict) -> None:
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    print(f"wrote {path} ({len(data.get('flags') or data.get('keys'))} entries)")
+
+
+if __name__ == "__main__":
+    main()
