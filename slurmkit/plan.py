@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slurmkit.arguments import check_arguments
 from slurmkit.catalog import ModelArch, catalogue, load_models
 from slurmkit.check import check_memory, check_point, data_parallel
 from slurmkit.context import job_context
@@ -151,6 +152,7 @@ def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, mode
         return [Problem(f"unknown model {spec.model!r}", where("model"),
                         f"known models: {', '.join(sorted(models))}; add yours with models_file:")], []
     problems = check_point(spec, site, model, where, custom_program=loaded.experiment.program is not None)
+    problems += check_arguments(spec, site, loaded, where, model)
     dp = data_parallel(spec, site)
     if any(p.severity == "error" for p in problems) or dp is None:
         return problems, []

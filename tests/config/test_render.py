@@ -178,23 +178,6 @@ def test_write_plan_skips_identical_files(tmp_path):
     assert os.access(script, os.X_OK)
 
 
-def test_nemo_overrides_parse_with_hydra(write_yaml):
-    parser_mod = pytest.importorskip("hydra.core.override_parser.overrides_parser")
-    parser = parser_mod.OverridesParser.create()
-    hostile = '/data/my set, v2 [it\'s] "q" \\x/y'
-    exp = write_yaml("exp.yaml", (HERE / "data" / "golden" / "nemo-sft-r760xa-h100pcie.yaml").read_text()
-                     .replace("dataset: /mnt/nfs/datasets/my sft set", f"dataset: {json.dumps(hostile)}"))
-    for scenario in [*SCENARIOS, exp]:
-        plan = make_plan(scenario)
-        if plan.jobs[0].params["launcher"] != "nemo":
-            continue
-        overrides = [g[0] for g in plan.jobs[0].context["command"] if not g[0].startswith(("/", "--"))]
-        parsed = {o.key_or_group: o.value() for o in parser.parse_overrides(overrides)}
-        assert parsed["trainer.num_nodes"] == plan.jobs[0].params["nodes"]
-        if scenario == exp:
-            assert parsed["model.data.train_ds.file_names"] == [f"{hostile}/training.jsonl"]
-
-
 def test_user_template_errors_are_located(tmp_path):
     (tmp_path / "torchrun.sbatch.j2").write_text("#!/bin/bash\n{% if %}\n")
     (tmp_path / "nemo.sbatch.j2").write_text('{% extends "_missing.j2" %}\n')

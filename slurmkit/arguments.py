@@ -1,0 +1,100 @@
+"""The experiment's ``extra_args`` checked against the real program the job's container runs.
+
+Every launcher module says which program its arguments go to (``program(spec, site)``: a Hydra
+key set, an argparse flag set, or None when slurmkit has no description, so nothing is checked).
+A Hydra override must name a key of the config at that version, with the prefix Hydra's struct
+mode accepts: plain for a key of the YAML, ``+`` for one the program reads from code, ``++`` for
+either. A ``--flag`` must be one of the program's flags. A launcher whose arguments must always
+be proven (``PROGRAM_REQUIRED``) refuses a container image slurmkit has no description for.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from types import ModuleType
+
+from slurmkit.catalog import ModelArch
+from slurmkit.check import Where
+from slurmkit.errors import Location, Problem
+from slurmkit.experiment import JobSpec, LoadedExperiment
+from slurmkit.launch import launcher_module
+from slurmkit.launch.common import container_image
+from slurmkit.launch.programs import FlagSet, KeySet
+from slurmkit.launch.software import CONTAINERS
+from slurmkit.site import Site
+
+# Hydra's override forms that set a key: key=v, +key=v (add), ++key=v (add or change)
+_OVERRIDE = re.compile(r"(\+{0,2})([A-Za-z_][\w.-]*)=")
+
+
+def check_arguments(spec: JobSpec, site: Site, loaded: LoadedExperiment, where: Where,
+                    model: ModelArch | None = None) -> list[Problem]:
+    """Problems with the point's program and the experiment's ``extra_args`` (each at its line)."""
+    module = launcher_module(spec.launcher)
+    program = program_for(module, spec, site, model)
+    if program is None:
+        if getattr(module, "PROGRAM_REQUIRED", False):
+            return [_unknown_image(module, spec, site, model, where)]
+        return []
+    problems = []
+    for i, arg in enumerate(loaded.experiment.extra_args):
+        at = loaded.doc.location(("extra_args", i))
+        if isinstance(program, KeySet):
+            problems += _check_override(program, arg, i, at)
+        else:
+            problems += _check_flag(program, arg, i, at)
+    return problems
+
+
+def program_for(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None
+                ) -> KeySet | FlagSet | None:
+    """``module.program(spec, site)``, with the model for a launcher whose program depends on it."""
+    if "model" in inspect.signature(module.program).parameters:
+        return module.program(spec, site, model=model)
+    return module.program(spec, site)
+
+
+def _check_override(keys: KeySet, arg: str, i: int, at: Location) -> list[Problem]:
+    match = _OVERRIDE.match(arg)
+    if match is None:
+        return []  # not an override that sets a key (a Hydra flag, a group choice): Hydra's own rules
+    prefix, key = match.groups()
+    where = f"extra_args[{i}]: {prefix}{key}"
+    if key not in keys.keys and key not in keys.code_keys:
+        near = keys.nearest(key)
+        return [Problem(f"{where}: {key} is not a key of {keys.program} ({keys.version})", at,
+                        f"did you mean {keys.prefix(near)}{near}?" if near else None)]
+    if prefix == "" and key not in keys.keys:
+        return [Problem(f"{where}: {key} is not in the YAML of {keys.program} ({keys.version}), which"
+                        " Hydra refuses to change", at, f"write +{key}=... (the program reads it from code)")]
+    if prefix == "+" and key in keys.keys:
+        return [Problem(f"{where}: {key} is already in the YAML of {keys.program} ({keys.version}), so"
+                        " Hydra refuses to add it", at, f"write {key}=... without the +")]
+    return []
+
+
+def _check_flag(flags: FlagSet, arg: str, i: int, at: Location) -> list[Problem]:
+    if not arg.startswith("--"):
+        return []  # a value of the flag before it
+    flag = arg.split("=", 1)[0]
+    if flag in flags.flags:
+        return []
+    near = flags.nearest(flag)
+    return [Problem(f"extra_args[{i}]: {flag} is not a flag of {flags.program} ({flags.version})", at,
+                    f"did you mean {near}?" if near else None)]
+
+
+def _unknown_image(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None,
+                   where: Where) -> Problem:
+    image = container_image(spec, site)
+    known = [name for name in CONTAINERS
+             if program_for(module, JobSpec.validate({**spec.to_dict(), "container_image": name}), site, model)]
+    hint = (f"known images: {', '.join(known)}" if known else "slurmkit ships no image for it") + \
+        " (set container_image:, or the site's software.container.image)"
+    if image is None:
+        return Problem(f"launcher {spec.launcher} needs a container image: its arguments are checked against"
+                       f" the program the image ships, and site {site.name} names none",
+                       where("container_image", "launcher"), hint)
+    return Problem(f"launcher {spec.launcher}: slurmkit does not know the program versions in container"
+                   f" image {image!r}, so it cannot check the job's arguments",
+                   where("container_image", "launcher"), hint)
