@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""Write the Megatron-Bridge program descriptions slurmkit checks its arguments against.
+"""Write the Megatron-Bridge ConfigContainer key set slurmkit checks its Hydra overrides against.
 
 Reads the real source with ``git show TAG:path`` from bare mirrors (the search tool's
-``fetch`` of NVIDIA-NeMo/Megatron-Bridge and NVIDIA/Megatron-LM) and writes two files:
-
-- ``bridge-run_script-<tag>.json`` (``kind: argparse``): every option of
-  ``scripts/performance/argument_parser.py:parse_cli_args``, the parser ``run_script.py`` uses;
-- ``bridge-config-<tag>.json`` (``kind: hydra``): the flattened keys of the ``ConfigContainer``
+``fetch`` of NVIDIA-NeMo/Megatron-Bridge and NVIDIA/Megatron-LM) and writes
+``bridge-config-<tag>.json`` (``kind: hydra``): the flattened keys of the ``ConfigContainer``
   sections slurmkit overrides (``model``, ``optimizer``, ``scheduler``), i.e. the dataclass fields
   of the classes the Llama 3 performance recipe puts there, with every base class followed
   across both repositories. ``run_script.py`` applies leftover ``key=value`` arguments with
   Hydra's override parser in struct mode (``omegaconf_utils.parse_hydra_overrides``), so a key
   outside this set is refused by the program too.
 
-Only names and literal defaults are recorded (facts), no code. Usage:
+Only names and literal defaults are recorded (facts), no code. The flags of ``run_script.py``
+(``bridge-run_script-<tag>.json``) come from the shared argparse extractor:
+
+    scripts/programs/extract_argparse.py --git-dir /work/.mirror/NVIDIA-NeMo+Megatron-Bridge/repo \\
+        --repo NVIDIA-NeMo/Megatron-Bridge --tag v0.4.0 \\
+        --program "Megatron-Bridge scripts/performance/run_script.py" \\
+        --source scripts/performance/argument_parser.py:parse_cli_args \\
+        --out slurmkit/data/programs/bridge-run_script-v0.4.0.json
+
+Usage:
 
     scripts/programs/extract_bridge.py --bridge /work/.mirror/NVIDIA-NeMo+Megatron-Bridge/repo \\
         --megatron /work/.mirror/NVIDIA+Megatron-LM/repo --tag v0.4.0 --core-tag core_v0.17.0
@@ -28,7 +34,6 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[2] / "slurmkit" / "data" / "programs"
 BRIDGE_REPO, CORE_REPO = "NVIDIA-NeMo/Megatron-Bridge", "NVIDIA/Megatron-LM"
-ARGPARSE_PATH = "scripts/performance/argument_parser.py"
 
 # ConfigContainer section -> class the Llama 3 performance recipe puts there, and the files
 # whose classes the field walk may follow (module name -> path in its repository).
@@ -129,32 +134,6 @@ def _default(value: ast.expr | None):
     return _literal(value)
 
 
-def argparse_flags(text: str) -> dict[str, dict]:
-    """Every ``add_argument`` option string with its nargs, action, choices, required and dest."""
-    flags: dict[str, dict] = {}
-    for node in ast.walk(ast.parse(text)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "add_argument"):
-            continue
-        names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        kw = {k.arg: k.value for k in node.keywords if k.arg}
-        longest = max(names, key=len)
-        info = {"nargs": _literal(kw.get("nargs")), "action": _literal(kw.get("action")),
-                "choices": _choices(kw.get("choices")), "required": bool(_literal(kw.get("required"))),
-                "dest": _literal(kw.get("dest")) or longest.lstrip("-").replace("-", "_"),
-                "const": "const" in kw}
-        for name in names:
-            flags[name] = info
-    return dict(sorted(flags.items()))
-
-
-def _choices(node: ast.expr | None):
-    value = _literal(node)
-    if isinstance(value, list):
-        return value
-    return None if node is None else "computed"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bridge", required=True, help="bare mirror of NVIDIA-NeMo/Megatron-Bridge")
@@ -162,13 +141,6 @@ def main() -> None:
     parser.add_argument("--tag", required=True, help="Megatron-Bridge tag, e.g. v0.4.0")
     parser.add_argument("--core-tag", required=True, help="Megatron-LM tag, e.g. core_v0.17.0")
     args = parser.parse_args()
-
-    flags = argparse_flags(git_show(args.bridge, args.tag, ARGPARSE_PATH))
-    write(f"bridge-run_script-{args.tag}", {
-        "kind": "argparse", "program": "Megatron-Bridge scripts/performance/run_script.py",
-        "version": args.tag,
-        "sources": [{"repo": BRIDGE_REPO, "tag": args.tag, "path": ARGPARSE_PATH}],
-        "flags": flags})
 
     modules = {m: Module(m, git_show(args.bridge, args.tag, p)) for m, p in BRIDGE_FILES.items()}
     modules |= {m: Module(m, git_show(args.megatron, args.core_tag, p)) for m, p in CORE_FILES.items()}
@@ -189,7 +161,7 @@ def main() -> None:
 def write(name: str, data: dict) -> None:
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    print(f"wrote {path} ({len(data.get('flags') or data.get('keys'))} entries)")
+    print(f"wrote {path} ({len(data['keys'])} keys)")
 
 
 if __name__ == "__main__":
