@@ -4,9 +4,8 @@
 Reads the real source with ``git show TAG:path`` from bare mirrors (the search tool's
 ``fetch`` of NVIDIA-NeMo/Megatron-Bridge and NVIDIA/Megatron-LM) and writes
 ``bridge-config-<tag>.json`` (``kind: hydra``): the flattened keys of the ``ConfigContainer``
-  sections slurmkit overrides (``model``, ``optimizer``, ``scheduler``), i.e. the dataclass fields
-  of the classes the Llama 3 performance recipe puts there, with every base class followed
-  across both repositories. ``run_script.py`` applies leftover ``key=value`` arguments with
+sections (see SECTIONS), i.e. the dataclass fields of the classes the Llama 3 performance recipe
+puts there, with every base class followed across both repositories. ``run_script.py`` applies leftover ``key=value`` arguments with
   Hydra's override parser in struct mode (``omegaconf_utils.parse_hydra_overrides``), so a key
   outside this set is refused by the program too.
 
@@ -35,21 +34,44 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parents[2] / "slurmkit" / "data" / "programs"
 BRIDGE_REPO, CORE_REPO = "NVIDIA-NeMo/Megatron-Bridge", "NVIDIA/Megatron-LM"
 
-# ConfigContainer section -> class the Llama 3 performance recipe puts there, and the files
-# whose classes the field walk may follow (module name -> path in its repository).
-SECTIONS = {"model": "GPTModelProvider", "optimizer": "OptimizerConfig", "scheduler": "SchedulerConfig"}
+# ConfigContainer section -> the class the Llama 3 performance recipe (run_script.py) puts there,
+# named as megatron.bridge.training.config sees it. Sections the recipe leaves None (ft,
+# straggler, nvrx_straggler, peft, tensor_inspect, inprocess_restart) and comm_overlap (set
+# only by some GPU presets) take no sub-keys, so they are left out.
+SECTIONS = {
+    "model": ("megatron.bridge.models.gpt_provider", "GPTModelProvider"),
+    "train": (None, "TrainingConfig"), "validation": (None, "ValidationConfig"),
+    "optimizer": (None, "OptimizerConfig"), "scheduler": (None, "SchedulerConfig"),
+    "ddp": (None, "DistributedDataParallelConfig"),
+    "dataset": (None, "MockGPTDatasetConfig"),  # utils/datasets.py create_mock_dataset_config
+    "tokenizer": (None, "TokenizerConfig"), "logger": (None, "LoggerConfig"),
+    "checkpoint": (None, "CheckpointConfig"), "dist": (None, "DistributedInitConfig"),
+    "rng": (None, "RNGConfig"), "rerun_state_machine": (None, "RerunStateMachineConfig"),
+    "profiling": (None, "ProfilingConfig"),
+    "mixed_precision": (None, "MixedPrecisionConfig"),  # the llama3 perf configs set one
+}
+HOME = "megatron.bridge.training.config"
+# module name -> path in its repository: every file the field walk may follow
 BRIDGE_FILES = {
+    HOME: "src/megatron/bridge/training/config.py",
     "megatron.bridge.models.gpt_provider": "src/megatron/bridge/models/gpt_provider.py",
     "megatron.bridge.models.transformer_config": "src/megatron/bridge/models/transformer_config.py",
     "megatron.bridge.models.model_provider": "src/megatron/bridge/models/model_provider.py",
-    "megatron.bridge.training.config": "src/megatron/bridge/training/config.py",
+    "megatron.bridge.training.tokenizers.config": "src/megatron/bridge/training/tokenizers/config.py",
+    "megatron.bridge.training.mixed_precision": "src/megatron/bridge/training/mixed_precision.py",
 }
 CORE_FILES = {
     "megatron.core.transformer.transformer_config": "megatron/core/transformer/transformer_config.py",
     "megatron.core.model_parallel_config": "megatron/core/model_parallel_config.py",
     "megatron.core.optimizer": "megatron/core/optimizer/optimizer_config.py",
-    "megatron.core.optimizer.optimizer_config": "megatron/core/optimizer/optimizer_config.py",
-    "megatron.training.config": "megatron/training/config/training_config.py",
+    "megatron.core.distributed": "megatron/core/distributed/distributed_data_parallel_config.py",
+    "megatron.core.datasets.gpt_dataset": "megatron/core/datasets/gpt_dataset.py",
+    "megatron.core.datasets.blended_megatron_dataset_config":
+        "megatron/core/datasets/blended_megatron_dataset_config.py",
+    "megatron.training.config": "megatron/training/config/__init__.py",
+    "megatron.training.config.common_config": "megatron/training/config/common_config.py",
+    "megatron.training.config.training_config": "megatron/training/config/training_config.py",
+    "megatron.training.config.resilience_config": "megatron/training/config/resilience_config.py",
 }
 
 
@@ -96,6 +118,20 @@ def _base_name(node: ast.expr) -> str | None:
     return None
 
 
+def resolve(modules: dict[str, Module], module: str, name: str) -> tuple[str, str] | None:
+    """Where class ``name`` as seen from ``module`` is defined (following imports and re-exports)."""
+    for _ in range(5):
+        mod = modules.get(module)
+        if mod is None:
+            return None
+        if name in mod.classes:
+            return module, name
+        if name not in mod.imports:
+            return None
+        module, name = mod.imports[name]
+    return None
+
+
 def class_fields(modules: dict[str, Module], module: str, name: str, seen: set | None = None) -> dict:
     """Dataclass fields of ``module.name`` and its bases (subclass wins), in MRO-like order."""
     seen = set() if seen is None else seen
@@ -107,15 +143,9 @@ def class_fields(modules: dict[str, Module], module: str, name: str, seen: set |
         if base_name is None or (module, base_name) in seen:
             continue
         seen.add((module, base_name))
-        if base_name in mod.classes:
-            fields.update(class_fields(modules, module, base_name, seen))
-        elif base_name in mod.imports and mod.imports[base_name][0] in modules:
-            target_module, target_name = mod.imports[base_name]
-            target = modules[target_module]
-            if target_name not in target.classes and target_name in target.imports:
-                target_module, target_name = target.imports[target_name]
-            if target_module in modules and target_name in modules[target_module].classes:
-                fields.update(class_fields(modules, target_module, target_name, seen))
+        target = resolve(modules, module, base_name)
+        if target is not None:
+            fields.update(class_fields(modules, *target, seen))
     for stmt in node.body:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             annotation = ast.unparse(stmt.annotation)
@@ -144,16 +174,17 @@ def main() -> None:
 
     modules = {m: Module(m, git_show(args.bridge, args.tag, p)) for m, p in BRIDGE_FILES.items()}
     modules |= {m: Module(m, git_show(args.megatron, args.core_tag, p)) for m, p in CORE_FILES.items()}
-    home = "megatron.bridge.training.config"
     keys: dict = {}
-    for section, class_name in SECTIONS.items():
-        module = "megatron.bridge.models.gpt_provider" if section == "model" else home
-        for name, default in class_fields(modules, module, class_name).items():
+    for section, (module, class_name) in SECTIONS.items():
+        target = resolve(modules, module or HOME, class_name)
+        if target is None:
+            raise SystemExit(f"{section}: class {class_name} not found in the files read")
+        for name, default in class_fields(modules, *target).items():
             keys[f"{section}.{name}"] = default
     sources = [{"repo": BRIDGE_REPO, "tag": args.tag, "path": p} for p in dict.fromkeys(BRIDGE_FILES.values())]
     sources += [{"repo": CORE_REPO, "tag": args.core_tag, "path": p} for p in dict.fromkeys(CORE_FILES.values())]
     write(f"bridge-config-{args.tag}", {
-        "kind": "hydra", "program": "Megatron-Bridge ConfigContainer (model, optimizer, scheduler)",
+        "kind": "hydra", "program": "Megatron-Bridge ConfigContainer (Llama 3 performance recipe)",
         "version": f"{args.tag} with Megatron-LM {args.core_tag}", "sources": sources,
         "keys": dict(sorted(keys.items())), "code_keys": {}})
 

@@ -106,16 +106,17 @@ def image_problem(spec: JobSpec, site: Site) -> str | None:
 
 
 def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
-    """run_script.py's flags at the image's Megatron-Bridge tag (None for an image without it)."""
-    software = container_software(container_image(spec, site))
-    if software is None or not software.megatron_bridge:
-        return None
-    return flagset(f"bridge-run_script-{software.megatron_bridge}")
-
-
-def config_keys(spec: JobSpec, site: Site) -> KeySet | None:
-    """The ConfigContainer keys the leftover ``key=value`` arguments are applied to."""
+    """The ConfigContainer keys at the image's Megatron-Bridge tag: ``extra_args`` come after
+    the flags, so run_script.py applies them as Hydra overrides (None for an image without it)."""
     software = container_software(container_image(spec, site))
     if software is None or not software.megatron_bridge:
         return None
     return keyset(f"bridge-config-{software.megatron_bridge}")
+
+
+def run_script_flags(spec: JobSpec, site: Site) -> FlagSet | None:
+    """run_script.py's argparse flags at the image's Megatron-Bridge tag."""
+    software = container_software(container_image(spec, site))
+    if software is None or not software.megatron_bridge:
+        return None
+    return flagset(f"bridge-run_script-{software.megatron_bridge}")

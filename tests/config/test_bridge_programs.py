@@ -209,3 +209,31 @@ def test_extractor_follows_bases_across_modules_and_relative_imports():
                              "class Top(C, Generic[T]):\n    d: float = 0.5\n"),
     }
     assert ex.class_fields(modules, "pkg.top", "Top") == {"a": 1, "b": "y", "c": None, "d": 0.5}
+
+
+def test_extra_args_are_hydra_overrides_checked_against_the_key_set(write_yaml):
+    base = """
+        schema_version: 1
+        name: bridge-extra
+        sites: [xe9680-8cx7]
+        workload: pretrain
+        launcher: megatron-bridge
+        container_image: nvcr.io/nvidia/nemo:26.04.00
+        model: llama3-8b
+        nodes: 1
+        steps: 20
+        cp: 2
+        gbs: 128
+        seq_len: 8192
+        """
+    good = write_yaml("good.yaml", base + "extra_args: [train.manual_gc_interval=50, ddp.overlap_grad_reduce=false]\n")
+    (job,) = make_plan(good).jobs
+    _, _, argv = split_command(job.context["command"])
+    _, leftovers = program_parser(flagset("bridge-run_script-v0.4.0")).parse_known_args(argv)
+    cfg = apply_overrides(keyset("bridge-config-v0.4.0"), leftovers)
+    assert cfg.train.manual_gc_interval == 50 and cfg.ddp.overlap_grad_reduce is False
+    bad = write_yaml("bad.yaml", base + "extra_args: [model.seq_len=4096]\n")
+    with pytest.raises(ConfigError) as err:
+        make_plan(bad)
+    text = "\n".join(str(p) for p in err.value.problems)
+    assert "bad.yaml:13:" in text and "model.seq_len is not a key of" in text and "model.seq_length" in text
