@@ -18,7 +18,7 @@ from slurmkit.check import Where
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import JobSpec, LoadedExperiment
 from slurmkit.launch import launcher_module
-from slurmkit.launch.common import container_image
+from slurmkit.launch.common import Job, container_image, resolve_paths
 from slurmkit.launch.programs import FlagSet, KeySet
 from slurmkit.launch.software import CONTAINERS
 from slurmkit.site import Site
@@ -37,13 +37,39 @@ def check_arguments(spec: JobSpec, site: Site, loaded: LoadedExperiment, where: 
             return [_unknown_image(module, spec, site, model, where)]
         return []
     problems = []
+    added = _AddedKeys(module, spec, site, model, loaded)
     for i, arg in enumerate(loaded.experiment.extra_args):
         at = loaded.doc.location(("extra_args", i))
         if isinstance(program, KeySet):
-            problems += _check_override(program, arg, i, at)
+            problems += _check_override(program, arg, i, at, added)
         else:
             problems += _check_flag(program, arg, i, at)
     return problems
+
+
+class _AddedKeys:
+    """Keys the launcher's own overrides add with ``+``: Hydra applies extra_args after them, so
+    there those keys are present (a second ``+`` is refused, a plain override works). Built only
+    when an extra_args entry names a key absent from the YAML."""
+
+    def __init__(self, module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None,
+                 loaded: LoadedExperiment) -> None:
+        self.args = module, spec, site, model, loaded
+        self.keys: set[str] | None = None
+
+    def __contains__(self, key: str) -> bool:
+        if self.keys is None:
+            module, spec, site, model, loaded = self.args
+            self.keys = set()
+            if model is not None:
+                paths = resolve_paths(spec, site, loaded.experiment, _RUN_ID)
+                command = module.command(Job(_RUN_ID, spec, model, site, loaded.experiment, paths))
+                self.keys = {m.group(2) for group in command for arg in group
+                             if (m := _OVERRIDE.match(arg)) and m.group(1)}
+        return key in self.keys
+
+
+_RUN_ID = "validate"  # the keys a command sets do not depend on the run id
 
 
 def program_for(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None
@@ -54,22 +80,29 @@ def program_for(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch 
     return module.program(spec, site)
 
 
-def _check_override(keys: KeySet, arg: str, i: int, at: Location) -> list[Problem]:
+def _check_override(keys: KeySet, arg: str, i: int, at: Location, added: _AddedKeys) -> list[Problem]:
     match = _OVERRIDE.match(arg)
     if match is None:
         return []  # not an override that sets a key (a Hydra flag, a group choice): Hydra's own rules
     prefix, key = match.groups()
-    where = f"extra_args[{i}]: {prefix}{key}"
+    if key.split(".", 1)[0] == "hydra":
+        return []  # Hydra's own settings (hydra.run.dir, hydra.verbose), there for every Hydra app
+    of = f"{keys.program} ({keys.version})"
     if key not in keys.keys and key not in keys.code_keys:
         near = keys.nearest(key)
-        return [Problem(f"{where}: {key} is not a key of {keys.program} ({keys.version})", at,
+        return [Problem(f"extra_args[{i}]: {key} is not a key of {of}", at,
                         f"did you mean {keys.prefix(near)}{near}?" if near else None)]
-    if prefix == "" and key not in keys.keys:
-        return [Problem(f"{where}: {key} is not in the YAML of {keys.program} ({keys.version}), which"
-                        " Hydra refuses to change", at, f"write +{key}=... (the program reads it from code)")]
-    if prefix == "+" and key in keys.keys:
-        return [Problem(f"{where}: {key} is already in the YAML of {keys.program} ({keys.version}), so"
-                        " Hydra refuses to add it", at, f"write {key}=... without the +")]
+    if key in keys.keys or prefix == "++":
+        if prefix == "+":
+            return [Problem(f"extra_args[{i}]: {key} is in the YAML of {of}, so Hydra refuses to add it"
+                            " with +", at, f"write {key}=... without the +")]
+        return []
+    if prefix == "+" and key in added:
+        return [Problem(f"extra_args[{i}]: slurmkit's own overrides already add {key}, so Hydra refuses"
+                        " to add it again with +", at, f"write {key}=... or ++{key}=...")]
+    if prefix == "" and key not in added:
+        return [Problem(f"extra_args[{i}]: {key} is not in the YAML of {of}, so Hydra refuses to change it",
+                        at, f"write +{key}=... (the program reads it from code)")]
     return []
 
 

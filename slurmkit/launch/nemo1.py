@@ -135,9 +135,9 @@ def _nemo_finetune(spec: JobSpec, paths: Paths) -> list[Setting]:
     scheme = "none" if spec.workload == "sft" else spec.workload
     o: list[Setting] = [
         ("model.restore_from_path", hydra_value(paths.base_checkpoint)), ("model.peft.peft_scheme", scheme),
-        ("model.data.train_ds.file_names", f"[{hydra_value(paths.data + '/training.jsonl')}]"),
+        ("model.data.train_ds.file_names", f"[{hydra_value(f'{paths.data}/training.jsonl')}]"),
         ("model.data.train_ds.concat_sampling_probabilities", "[1.0]"),
-        ("model.data.validation_ds.file_names", f"[{hydra_value(paths.data + '/validation.jsonl')}]")]
+        ("model.data.validation_ds.file_names", f"[{hydra_value(f'{paths.data}/validation.jsonl')}]")]
     # the JSONL that `slurmkit prepare-data` writes: its keys and prompt, named for both splits
     for split in ("train_ds", "validation_ds"):
         o += [(f"model.data.{split}.max_seq_length", spec.seq_len),

@@ -13,6 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from slurmkit.errors import ConfigError
 from slurmkit.launch import nemo1
 from slurmkit.launch.programs import KeySet, keyset, shipped_programs
 from slurmkit.launch.software import container_software
@@ -21,7 +22,15 @@ from slurmkit.plan import JobPlan, make_plan
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 GOLDEN = HERE / "data" / "golden"
-NEMO_SCENARIOS = sorted([*ROOT.glob("experiments/*.yaml"), *GOLDEN.glob("nemo-*.yaml")])
+
+
+def uses_nemo(path: Path) -> bool:
+    """Whether an experiment runs (some of) its jobs with the nemo launcher."""
+    data = yaml.safe_load(path.read_text())
+    return "nemo" in [data.get("launcher"), *data.get("matrix", {}).get("launcher", [])]
+
+
+NEMO_SCENARIOS = sorted(p for p in [*ROOT.glob("experiments/*.yaml"), *GOLDEN.glob("*.yaml")] if uses_nemo(p))
 HOSTILE = '/data/my set, v2 [it\'s] "q" \\x/y'
 PARSER = OverridesParser.create()
 
@@ -96,8 +105,7 @@ def nemo_jobs(experiment: Path) -> list[JobPlan]:
 @pytest.mark.parametrize("experiment", NEMO_SCENARIOS, ids=lambda p: p.stem)
 def test_every_override_composes_onto_the_real_config(experiment, config_dirs):
     jobs = nemo_jobs(experiment)
-    if experiment.parent == GOLDEN:
-        assert jobs, "golden nemo scenarios use the nemo launcher"
+    assert jobs
     for job in jobs:
         keys, config = job_keyset(job)
         args = overrides(job)
@@ -121,7 +129,7 @@ def test_every_override_composes_onto_the_real_config(experiment, config_dirs):
 
 
 def test_shipped_nemo_experiments_are_covered():
-    shipped = [p for p in NEMO_SCENARIOS if p.parent.name == "experiments" and nemo_jobs(p)]
+    shipped = [p for p in NEMO_SCENARIOS if p.parent.name == "experiments"]
     assert {p.stem for p in shipped} >= {"llama2-7b-pretrain", "llama2-70b-pretrain", "llama2-finetune"}
     configs = {job_keyset(j)[1] for p in shipped for j in nemo_jobs(p)}
     assert configs == {"megatron_llama_config", "megatron_gpt_finetuning_config"}
@@ -203,3 +211,25 @@ def test_code_keys_say_where_they_are_read():
             assert key not in keys.keys
             assert entry["read_at"] and all(r.count(":") >= 2 and r.rsplit(":", 1)[1].isdigit()
                                             for r in entry["read_at"]), key
+
+
+def test_validate_accepts_exactly_the_extra_args_hydra_accepts(write_yaml, config_dirs):
+    """extra_args follow slurmkit's own overrides: what `validate` lets through composes, what it
+    refuses Hydra refuses too (a second + on a key slurmkit adds, + on a YAML key, plain on an absent one)."""
+    base = (HERE / "data" / "base-experiment.yaml").read_text()
+    accepted = ["model.context_parallel_size=2", "++model.context_parallel_size=2", "++trainer.max_steps=9",
+                "model.hidden_size=4096", "+exp_manager.checkpoint_callback_params.every_n_train_steps=5"]
+    exp = write_yaml("ok.yaml", base + f"extra_args: {json.dumps(accepted)}\n")
+    [job] = nemo_jobs(exp)
+    keys, config = job_keyset(job)
+    cfg = compose_onto(config_dirs[keys.name], config, overrides(job))
+    assert (cfg.model.context_parallel_size, cfg.trainer.max_steps) == (2, 9)
+    assert cfg.exp_manager.checkpoint_callback_params.every_n_train_steps == 5
+    plain = overrides(nemo_jobs(write_yaml("plain.yaml", base))[0])
+    for refused in ["+trainer.max_steps=9", "+model.context_parallel_size=2",
+                    "exp_manager.checkpoint_callback_params.every_n_train_steps=5"]:
+        with pytest.raises(ConfigError) as err:
+            make_plan(write_yaml("bad.yaml", base + f"extra_args: {json.dumps([refused])}\n"))
+        assert [line.split(": ")[2] for line in err.value.lines()] == ["extra_args[0]"], refused
+        with pytest.raises(ConfigCompositionException):
+            compose_onto(config_dirs[keys.name], config, plain + [refused])

@@ -1,0 +1,110 @@
+"""extra_args against the real program's key or flag set, and the image a launcher needs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slurmkit.arguments import check_arguments
+from slurmkit.errors import ConfigError
+from slurmkit.experiment import load_experiment, point_spec
+from slurmkit.launch import megatron
+from slurmkit.launch.programs import FlagSet, Source
+from slurmkit.plan import make_plan
+from slurmkit.site import load_site
+
+HERE = Path(__file__).parent
+BASE = (HERE / "data" / "base-experiment.yaml").read_text()  # nemo, llama2-7b, xe9680-8cx7 (nemo:24.05)
+LLAMA = "NeMo megatron_llama_config (v2.0.0rc0)"
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        make_plan(path)
+    return err.value.lines()
+
+
+def test_validate_prints_the_misspelt_override_with_the_nearest_key(cli, write_yaml):
+    exp = write_yaml("exp.yaml", BASE + "extra_args:\n  - model.tokenizer.model=/t.model\n"
+                     "  - model.tokenizr.model=/t.model\n")
+    code, out, err = cli("validate", str(exp))
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"error: {exp}:16:5: extra_args[1]: model.tokenizr.model is not a key of"
+        f" {LLAMA} (hint: did you mean model.tokenizer.model?)"]
+
+
+def test_prefixes_follow_hydra_struct_mode(write_yaml):
+    # slurmkit itself adds +model.context_parallel_size, so after it the key is present
+    exp = write_yaml("exp.yaml", BASE + "extra_args: [model.context_parallel_size=2, +trainer.max_steps=9,"
+                     " ++model.context_parallel_size=2, ++trainer.max_steps=9, +model.context_parallel_size=2,"
+                     " model.hidden_size=4096, --cfg, hydra.verbose=true, model.data.data_prefx=/d,"
+                     " exp_manager.checkpoint_callback_params.every_n_train_steps=5]\n")
+    assert problems_of(exp) == [
+        f"error: {exp}:14:45: extra_args[1]: trainer.max_steps is in the YAML of"
+        f" {LLAMA}, so Hydra refuses to add it with + (hint: write trainer.max_steps=... without the +)",
+        f"error: {exp}:14:123: extra_args[4]: slurmkit's own overrides already add model.context_parallel_size,"
+        " so Hydra refuses to add it again with + (hint: write model.context_parallel_size=... or"
+        " ++model.context_parallel_size=...)",
+        f"error: {exp}:14:206: extra_args[8]: model.data.data_prefx is not a key of {LLAMA}"
+        " (hint: did you mean +model.data.data_prefix?)",
+        f"error: {exp}:14:232: extra_args[9]: exp_manager.checkpoint_callback_params.every_n_train_steps is not"
+        f" in the YAML of {LLAMA}, so Hydra refuses to change it (hint: write"
+        " +exp_manager.checkpoint_callback_params.every_n_train_steps=... (the program reads it from code))",
+    ]
+    fixed = write_yaml("fixed.yaml", BASE + "extra_args: [+exp_manager.checkpoint_callback_params.every_n_train_steps=5]\n")
+    assert len(make_plan(fixed).jobs) == 1
+
+
+def test_fine_tuning_keys_come_from_the_fine_tuning_config(write_yaml):
+    text = BASE.replace("workload: pretrain", "workload: lora") + "dataset: /d\n"
+    ok = write_yaml("ok.yaml", text + "extra_args: [model.peft.lora_tuning.adapter_dim=16, model.fp8=False, ++model.fp8=False]\n")
+    assert len(make_plan(ok).jobs) == 1
+    bad = write_yaml("bad.yaml", text + "extra_args: [model.tokenizer.model=/t.model]\n")
+    [line] = problems_of(bad)
+    assert line.startswith(f"error: {bad}:15:14: extra_args[0]: model.tokenizer.model is not"
+                           " a key of NeMo megatron_gpt_finetuning_config (v2.0.0rc0)")
+
+
+def test_nemo_needs_an_image_slurmkit_knows(write_yaml):
+    unknown = write_yaml("unknown.yaml", BASE + "container_image: nvcr.io/nvidia/nemo:99.01\n")
+    assert problems_of(unknown) == [
+        f"error: {unknown}:14:18: launcher nemo: slurmkit does not know the program versions in container image"
+        " 'nvcr.io/nvidia/nemo:99.01', so it cannot check the job's arguments (hint: known images:"
+        " nvcr.io/nvidia/nemo:24.05 (set container_image:, or the site's software.container.image))"]
+    frozen = HERE / "data" / "sites" / "local-frozen.yaml"
+    none = write_yaml("none.yaml", BASE.replace("sites: [xe9680-8cx7]", f"sites: [{frozen}]")
+                      .replace("llama2-7b", "tiny-gpt").replace("gbs: 128", "gbs: 2").replace("seq_len: 4096",
+                                                                                               "seq_len: 64"))
+    assert problems_of(none) == [
+        f"error: {none}:5:11: launcher nemo needs a container image: its arguments are checked against the"
+        " program the image ships, and site local-frozen names none (hint: known images:"
+        " nvcr.io/nvidia/nemo:24.05 (set container_image:, or the site's software.container.image))"]
+
+
+def test_a_launcher_without_a_program_checks_nothing(write_yaml, monkeypatch):
+    monkeypatch.setattr(megatron, "program", lambda spec, site: None)
+    exp = write_yaml("exp.yaml", BASE.replace("launcher: nemo", "launcher: megatron")
+                     + "extra_args: [--no-such-flag]\n")
+    assert len(make_plan(exp).jobs) == 1
+
+
+def test_flags_are_checked_against_the_flag_set(write_yaml, monkeypatch):
+    flags = FlagSet("test-flags", "pretrain_gpt.py", "test", (Source("r", "t", "p"),),
+                    flags={"--seq-length": {"nargs": None}, "--use-flash-attn": {"nargs": 0}})
+    monkeypatch.setattr(megatron, "program", lambda spec, site: flags)
+    exp = write_yaml("exp.yaml", BASE.replace("launcher: nemo", "launcher: megatron")
+                     + "extra_args: [--seq-length, '4096', --seq-length=4096, --use-flash-atn]\n")
+    loaded = load_experiment(exp)
+    problems = [str(p) for p in check_arguments(
+        make_spec(loaded), site_of(loaded), loaded, lambda *names: loaded.doc.location())]
+    assert problems == [f"{exp}:14:55: extra_args[3]: --use-flash-atn is not a flag of pretrain_gpt.py (test)"
+                        " (hint: did you mean --use-flash-attn?)"]
+
+
+def make_spec(loaded):
+    return point_spec(loaded, loaded.points[0])[0]
+
+
+def site_of(loaded):
+    return load_site(loaded.experiment.sites[0])[0]
