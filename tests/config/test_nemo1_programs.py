@@ -233,3 +233,18 @@ def test_validate_accepts_exactly_the_extra_args_hydra_accepts(write_yaml, confi
         assert [line.split(": ")[2] for line in err.value.lines()] == ["extra_args[0]"], refused
         with pytest.raises(ConfigCompositionException):
             compose_onto(config_dirs[keys.name], config, plain + [refused])
+
+
+def test_gpt_models_compose_onto_the_gpt_config(write_yaml, config_dirs):
+    """GPT-family models run megatron_gpt_config, whose YAML has data_prefix (plain there)."""
+    base = (HERE / "data" / "base-experiment.yaml").read_text()
+    exp = write_yaml("gpt.yaml", base.replace("model: llama2-7b", "model: tiny-gpt")
+                     .replace("seq_len: 4096", "seq_len: 256")
+                     + "extra_args:\n  - model.data.data_prefix=[]\n  - model.tokenizer.type=GPT2BPETokenizer\n")
+    [job] = nemo_jobs(exp)
+    keys, config = job_keyset(job)
+    assert config == "megatron_gpt_config"
+    args = overrides(job)
+    assert "model.data.data_prefix=[]" in args and prefix_problems(keys, args) == []
+    cfg = compose_onto(config_dirs[keys.name], config, args)
+    assert (cfg.model.num_layers, cfg.model.hidden_size, cfg.model.data.data_impl) == (2, 64, "mock")
