@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from slurmkit.compare import METRICS
-from slurmkit.reference import matching_reference, model_key, reference_label
+from slurmkit.reference import architecture_key, matching_reference, reference_label
 
 # Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -147,7 +147,7 @@ def line_chart(configs: pd.DataFrame, column: str, palette: Palette, *, title: s
                             linestyle=styles[shape], capsize=3,
                             linewidth=1.6, markersize=5, label=label)
             if refs is not None:
-                _draw_reference(ax, refs[refs["model"].map(model_key) == model_key(model)], scale, x)
+                _draw_reference(ax, refs[refs["model"].map(architecture_key) == architecture_key(model)], scale, x)
             shown = f" (best {len(lines)} of {total})" if total > len(lines) else ""
             ax.set_title(model + shown, loc="left", fontsize=9)
             _axis(ax, configs[x])

@@ -11,7 +11,7 @@ import pandas as pd
 
 from slurmkit.charts import value_text, variant_label
 from slurmkit.compare import METRICS, Comparison
-from slurmkit.reference import matching_reference, reference_label, software_text
+from slurmkit.reference import architecture_key, matching_reference, reference_label, software_text
 
 MAX_LINES_PER_KIND = 6
 
@@ -161,7 +161,7 @@ def reference_findings(comparison: Comparison, reference: pd.DataFrame) -> list[
     refs = matching_reference(reference, configs, "tokens_per_s_per_gpu")
     lines = []
     for _, ref in refs.iterrows():
-        mine = configs[(configs["model"].astype(str).str.lower() == str(ref["model"]).lower())
+        mine = configs[(configs["model"].map(architecture_key) == architecture_key(ref["model"]))
                        & (configs["nodes"] == ref["nodes"])
                        & configs["tokens_per_s_per_gpu_mean"].notna()]
         if mine.empty:

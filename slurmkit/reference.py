@@ -45,6 +45,18 @@ def model_key(name: object) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
+# Llama 3.1 keeps Llama 3's layers, widths, heads and vocabulary (slurmkit.catalog); only its RoPE
+# scaling and longest context differ, which leave a step's work at a given sequence length as it
+# was: published Llama 3.1 numbers (dgxc-benchmarking) stand beside Llama 3 runs of the same shape.
+SAME_ARCHITECTURE = {"llama318b": "llama38b", "llama3170b": "llama370b"}
+
+
+def architecture_key(name: object) -> str:
+    """model_key, with a model that has another's architecture mapped to it."""
+    key = model_key(name)
+    return SAME_ARCHITECTURE.get(key, key)
+
+
 def gpu_key(name: object) -> str:
     """A GPU family key: 'H100 SXM', 'NVIDIA H100 80GB HBM3' and 'H100-SXM5-80GB' -> 'h100sxm'."""
     text = model_key(name)
@@ -96,7 +108,7 @@ def matching_reference(reference: pd.DataFrame, configs: pd.DataFrame, metric: s
 
 def _shape_key(model, gpu, precision, task, seq_len) -> tuple:
     seq = int(seq_len) if pd.notna(seq_len) else -1
-    return (model_key(model), gpu_key(gpu), str(precision).lower(), str(task).lower(), seq)
+    return (architecture_key(model), gpu_key(gpu), str(precision).lower(), str(task).lower(), seq)
 
 
 def software_text(value: object) -> str:
@@ -124,6 +136,8 @@ def reference_label(row: pd.Series, measured: object = None) -> str:
     None takes the row's ``measured_software`` (from :func:`matching_reference`)."""
     kind = "derived from published" if row["derived"] else "published"
     family = FAMILY_NAMES.get(row["family"], row["family"])
+    if model_key(row["model"]) in SAME_ARCHITECTURE:  # say which model was measured
+        family = f"{family} ({row['model']})"
     if measured is None:
         measured = row.get("measured_software")
     note = version_note(row["software"], measured)

@@ -84,7 +84,7 @@ def test_llama3_rows_from_megatron_bridge_and_nemo_launcher():
     assert sorted(zip(mb["software"], mb["model"], mb["gbs"], mb["value"])) == [
         ("NeMo 25.09", "llama3-70b", 128, 1619), ("NeMo 25.09", "llama3-8b", 128, 14079),
         ("NeMo 25.11", "llama3-70b", 128, 1602), ("NeMo 25.11", "llama3-8b", 128, 14451),
-        ("NeMo 26.02", "llama3-70b", 256, 1621)]
+        ("NeMo 26.02", "llama3-70b", 256, 1621), ("NeMo 26.04", "llama3-70b", 256, 1633)]
     assert (ref.loc[ref["family"] == "megatron_bridge", "flops_formula"] == "causal").all()
     assert ref.loc[ref["family"] != "megatron_bridge", "flops_formula"].isin(["megatron2024_full"]).sum() > 100
     assert mb["source"].str.match(r"NVIDIA-NeMo/Megatron-Bridge docs/performance-summary\.md@[0-9a-f]{12}$").all()
@@ -130,7 +130,8 @@ def test_rows_of_the_runs_own_version_are_preferred():
 def test_a_run_of_another_version_sees_every_version_marked():
     ref = load_reference()
     found = matching_reference(ref, _llama3_70b("NeMo 26.02"), "tokens_per_s_per_gpu")  # 26.02 published GBS 256
-    assert sorted(found["software"]) == ["NeMo 24.05", "NeMo 24.07", "NeMo 25.09", "NeMo 25.11"]
+    assert sorted(set(found["software"])) == ["NeMo 24.05", "NeMo 24.07", "NeMo 24.09", "NeMo 24.12",
+                                              "NeMo 25.09", "NeMo 25.11"]   # 24.09/24.12: Llama 3.1
     labels = set(found.apply(reference_label, axis=1))
     assert "published: NVIDIA NeMo perf. table — published with NeMo 24.07; this run: NeMo 26.02" in labels
     assert all("this run: NeMo 26.02" in label for label in labels)
@@ -138,7 +139,7 @@ def test_a_run_of_another_version_sees_every_version_marked():
 
 def test_a_run_without_a_version_says_version_unknown():
     found = matching_reference(load_reference(), _llama3_70b(None), "tokens_per_s_per_gpu")
-    assert len(found) == 4
+    assert len(found) == 6
     assert ("published: NVIDIA Megatron-Bridge perf. summary — published with NeMo 25.09; this run: "
             "version unknown") in set(found.apply(reference_label, axis=1))
 
@@ -219,3 +220,23 @@ def test_the_report_annotates_configurations_with_their_runs_software(make_run):
     lines = [f for f in report.findings if f.startswith("Published reference")]
     assert lines == ["Published reference, llama3-70b on 8 nodes: 1,400 tokens/s/GPU measured, 97% of 1,444 "
                      "(published: NVIDIA NeMo perf. table, NeMo 24.05)."]
+
+
+def test_llama31_numbers_stand_beside_llama3_runs_of_the_same_architecture():
+    """The shipped Megatron-Bridge experiments run Llama 3 70B in BF16 (TP4 PP4 CP2 VP5, GBS 128,
+    NeMo 26.04); dgxc-benchmarking published that shape for Llama 3.1 70B."""
+    from slurmkit.catalog import BUILTIN
+    from slurmkit.reference import SAME_ARCHITECTURE, architecture_key
+    for alias, model in (("llama3.1-8b", "llama3-8b"), ("llama3.1-70b", "llama3-70b")):
+        a, b = BUILTIN[alias], BUILTIN[model]
+        assert (a.layers, a.hidden, a.ffn_hidden, a.heads, a.kv_heads, a.vocab) == (
+            b.layers, b.hidden, b.ffn_hidden, b.heads, b.kv_heads, b.vocab)
+        assert architecture_key(alias) == architecture_key(model) == model_key(model)
+    assert len(SAME_ARCHITECTURE) == 2
+    configs = _llama3_70b("NeMo 26.04").assign(precision="bf16")
+    found = matching_reference(load_reference(), configs, "tokens_per_s_per_gpu")
+    assert sorted(zip(found["software"], found["value"])) == [("NeMo 24.09", 1113.0), ("NeMo 24.12", 1121.2)]
+    assert reference_label(found.iloc[0]) == ("derived from published: NVIDIA dgxc-benchmarking (llama3.1-70b) — "
+                                              "published with NeMo 24.09; this run: NeMo 26.04")
+    mfu = matching_reference(load_reference(), configs, "mfu")
+    assert sorted(mfu["value"]) == [0.541, 0.5452]
