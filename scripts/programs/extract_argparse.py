@@ -18,8 +18,10 @@ Example (the Megatron-LM flag set slurmkit ships):
 Each flag records what a parser needs to accept or refuse a command line the way the program
 does: ``dest``, ``nargs``, ``action``, ``choices``, ``type`` (the name as written: int, float,
 str, bool, or a function's name), ``const`` and ``required`` when given, and the ``line`` of its
-``add_argument`` call. A custom Action class is recorded by name; ``--action-as NAME=BUILTIN``
-records which built-in action it behaves like (``acts_as``), read by you from its source.
+``add_argument`` call; and its ``default`` when the source gives a literal one (else the
+expression as text, ``default_expr``). A custom Action class is recorded by name;
+``--action-as NAME=BUILTIN`` records which built-in action it behaves like (``acts_as``), read
+by you from its source.
 ``argparse.BooleanOptionalAction`` becomes two flags, ``--x`` (store_true) and ``--no-x``
 (store_false). Values that are not literals are kept as source text under ``unresolved`` and
 reported on stderr, so nothing is silently dropped.
@@ -142,6 +144,9 @@ def _flag(call: ast.Call, options: list[str], action_as: dict[str, str], where: 
         if name in kw:
             entry[name] = _name_of(kw[name])
     entry["dest"] = _dest(options, entry["dest"])
+    if "default" in kw:  # a fact worth keeping, but one that never decides acceptance: no warning
+        ok, value = _value(kw["default"])
+        entry["default" if ok else "default_expr"] = value if ok else ast.unparse(kw["default"])
     action = entry["action"]
     if action and action not in BUILTIN_ACTIONS and not action.endswith("BooleanOptionalAction"):
         if action in action_as:

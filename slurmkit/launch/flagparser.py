@@ -1,6 +1,7 @@
 """An ``argparse`` parser rebuilt from a ``FlagSet``: it accepts or refuses a command line the way
 the real program does (unknown flag, value outside ``choices``, a value that is not an int or
-float, a missing or extra value), without importing the program.
+float, a missing or extra value), without importing the program. A parsed namespace carries the
+program's literal defaults; one computed in code (``default_expr``) reads as None.
 
 Abbreviations are always refused (``allow_abbrev=False``): slurmkit writes every flag in full,
 and a prefix that one version accepts may be ambiguous in the next.
@@ -32,6 +33,8 @@ def _kwargs(option: str, spec: dict[str, Any]) -> dict[str, Any]:
     if action not in (*_VALUE_ACTIONS, "store_true", "store_false", "store_const", "append_const", "count"):
         raise ValueError(f"{option}: custom action {action!r} has no acts_as; re-extract with --action-as")
     kwargs: dict[str, Any] = {"action": action, "dest": spec.get("dest") or option}
+    if "default" in spec:  # the program's literal default, so a parsed namespace reads like its own
+        kwargs["default"] = spec["default"]
     if action in ("store_const", "append_const"):
         kwargs["const"] = spec.get("const")
     if action in _VALUE_ACTIONS:

@@ -35,7 +35,9 @@ SOURCE = textwrap.dedent('''
     def _add_model_args(parser):
         group = parser.add_argument_group(title="model")
         group.add_argument("--num-layers", type=int, default=None)
-        group.add_argument("--lr", type=float, default=None)
+        group.add_argument("--lr", type=float, default=3e-4)
+        group.add_argument("--split", type=str, default="969, 30, 1")
+        group.add_argument("--scale", type=float, default=2 ** 32)
         group.add_argument("--fp8-format", default=None, choices=["e4m3", "hybrid"], dest="fp8")
         group.add_argument("--timing-log-level", type=int, default=0, choices=range(0, 3))
         group.add_argument("--disable-bias-linear", action="store_false", dest="add_bias_linear")
@@ -135,6 +137,13 @@ def test_rebuilt_parser_accepts_what_the_program_accepts():
                  "data_path", "ranks"):
         assert getattr(parsed, dest) == getattr(real, dest), dest
     assert parsed.overlap is False
+
+
+def test_rebuilt_parser_has_the_programs_literal_defaults():
+    real = vars(_real_parser().parse_args([]))
+    assert real["scale"] == 2 ** 32 and _flag_set().flags["--scale"]["default_expr"] == "2 ** 32"
+    real["scale"] = None  # computed in code: kept as text, not evaluated
+    assert vars(parse_flags(_flag_set(), [])) == real
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,0 +1,236 @@
+"""Every Megatron-LM command line slurmkit writes is one that ``pretrain_gpt.py`` accepts at the
+Megatron Core the container ships, and it runs what the job's parameters say.
+
+The command is read back from the rendered script (as bash will split it) and parsed by a parser
+rebuilt from the shipped flag set (slurmkit/data/programs/megatron-pretrain_gpt-<tag>.json,
+written by scripts/programs/extract_argparse.py from NVIDIA/Megatron-LM at that tag): an unknown
+flag, a value outside its choices or of the wrong type fails. The parsed values are then compared
+with the job's parameters, and the start-up checks of Megatron's ``validate_args`` (core_v0.7.0,
+megatron/training/arguments.py) are restated on them.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slurmkit.errors import ConfigError
+from slurmkit.experiment import JobSpec
+from slurmkit.launch import megatron
+from slurmkit.launch.flagparser import FlagError, parse_flags
+from slurmkit.launch.programs import PROGRAMS_DIR, FlagSet, load_program
+from slurmkit.launch.software import container_software
+from slurmkit.plan import JobPlan, make_plan
+from slurmkit.site import Site, load_site
+
+ROOT = Path(__file__).parents[2]
+HERE = Path(__file__).parent
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml")) + sorted((HERE / "data" / "golden").glob("*.yaml"))
+SHIPPED = ROOT / "experiments" / "llama2-pretrain-megatron.yaml"
+
+
+def _launchers(path: Path) -> set:
+    data = yaml.safe_load(path.read_text())
+    matrix = data.get("matrix") or {}
+    return {data.get("launcher"), *matrix.get("launcher", []),
+            *(entry.get("launcher") for entry in matrix.get("include", []))}
+
+
+def _megatron_jobs() -> list[tuple[str, JobPlan]]:
+    jobs = []
+    for path in EXPERIMENTS:
+        if "megatron" in _launchers(path):
+            jobs += [(f"{path.stem}:{job.run_id}", job) for job in make_plan(path).jobs
+                     if job.params["launcher"] == "megatron"]
+    return jobs
+
+
+JOBS = _megatron_jobs()
+
+
+def srun_argv(job: JobPlan) -> list[str]:
+    """The script's srun command as bash splits it (continuation lines joined)."""
+    text = job.text.replace("\\\n", " ")
+    return shlex.split(next(line for line in text.splitlines() if line.startswith("srun ")))
+
+
+def megatron_argv(job: JobPlan) -> tuple[str, list[str]]:
+    """(the script path, the flags after it)."""
+    argv = srun_argv(job)
+    i = next(i for i, arg in enumerate(argv) if arg.endswith(f"/{megatron.SCRIPT}"))
+    return argv[i], argv[i + 1:]
+
+
+def flag_set_of(job: JobPlan) -> FlagSet:
+    software = container_software(job.params["container_image"])
+    program = load_program(megatron.program_name(software.megatron_core))
+    assert isinstance(program, FlagSet)
+    return program
+
+
+def test_the_shipped_experiment_and_the_goldens_are_covered():
+    names = {name.split(":")[0] for name, _ in JOBS}
+    assert {"llama2-pretrain-megatron", "megatron-pretrain-xe9680-8cx7", "megatron-pretrain-r760xa-l40s",
+            "megatron-pretrain-xe9680-4cx7"} <= names
+    assert len([n for n in names if not n.startswith("megatron-")]) >= 1
+
+
+@pytest.mark.parametrize("name, job", JOBS, ids=[name for name, _ in JOBS])
+def test_every_flag_exists_with_a_valid_value(name, job):
+    script, argv = megatron_argv(job)
+    assert script == f"{megatron.CONTAINER_MEGATRON_DIR}/{megatron.SCRIPT}"
+    flags = flag_set_of(job)
+    assert flags.version == "core_v0.7.0"
+    try:
+        parse_flags(flags, argv)
+    except FlagError as exc:
+        pytest.fail(f"{name}: {flags.program} ({flags.version}) refuses the command line: {exc}")
+
+
+@pytest.mark.parametrize("name, job", JOBS, ids=[name for name, _ in JOBS])
+def test_the_command_runs_what_the_parameters_say(name, job):
+    p = job.params
+    ns = parse_flags(flag_set_of(job), megatron_argv(job)[1])
+    assert ns.use_mcore_models and ns.transformer_impl == "transformer_engine"
+    assert (ns.tensor_model_parallel_size, ns.pipeline_model_parallel_size, ns.context_parallel_size) == \
+        (p["tp"], p["pp"], p["cp"])
+    assert ns.sequence_parallel == p["sequence_parallel"]
+    if p["vpp"] is None:
+        assert ns.num_layers_per_virtual_pipeline_stage is None
+    else:  # Megatron: vpp = layers / pp / layers per virtual stage (validate_args)
+        per_stage = p["model_layers"] // p["pp"]
+        assert per_stage % ns.num_layers_per_virtual_pipeline_stage == 0
+        assert per_stage // ns.num_layers_per_virtual_pipeline_stage == p["vpp"]
+    assert (ns.seq_length, ns.micro_batch_size, ns.global_batch_size) == (p["seq_len"], p["mbs"], p["gbs"])
+    assert (ns.train_iters, ns.lr_warmup_iters) == (p["steps"], p["warmup_steps"])
+    assert ns.bf16 and ns.fp8 == ("hybrid" if p["precision"] == "fp8" else None)
+    assert (ns.num_layers, ns.hidden_size, ns.ffn_hidden_size, ns.num_attention_heads) == \
+        (p["model_layers"], p["model_hidden"], p["model_ffn_hidden"], p["model_heads"])
+    assert (ns.num_query_groups if ns.group_query_attention else ns.num_attention_heads) == p["model_kv_heads"]
+    assert ns.mock_data == (p["dataset"] == "synthetic")
+    assert ns.data_path == (None if ns.mock_data else [p["dataset"]])
+    # NullTokenizer(vocab_size) adds one end-of-document id (megatron/training/tokenizer/tokenizer.py)
+    assert ns.tokenizer_type == "NullTokenizer" and ns.vocab_size + 1 == p["model_vocab"]
+    assert ns.log_interval == 1 and ns.eval_iters == 0
+    _megatron_start_up_checks(ns, gpus=p["gpus"], dp=p["dp"])
+
+
+def _megatron_start_up_checks(ns: Namespace, gpus: int, dp: int) -> None:
+    """The assertions of validate_args (core_v0.7.0) that a generated command could break."""
+    model_parallel = ns.tensor_model_parallel_size * ns.pipeline_model_parallel_size
+    assert gpus % (model_parallel * ns.context_parallel_size) == 0
+    assert gpus // (model_parallel * ns.context_parallel_size) == dp
+    if ns.num_layers_per_virtual_pipeline_stage is not None:
+        assert ns.pipeline_model_parallel_size > 2, "interleaved schedule needs pp > 2"
+        assert ns.num_layers % ns.pipeline_model_parallel_size == 0
+        assert (ns.global_batch_size // (ns.micro_batch_size * dp)) % ns.pipeline_model_parallel_size == 0
+    assert ns.global_batch_size % (ns.micro_batch_size * dp) == 0
+    assert ns.max_position_embeddings >= ns.seq_length
+    assert ns.min_lr <= ns.lr
+    assert ns.mock_data + bool(ns.data_path) + any([ns.train_data_path, ns.valid_data_path,
+                                                    ns.test_data_path]) == 1, "a single data source"
+    if ns.save is not None:
+        assert ns.save_interval is not None
+    if ns.recompute_activations:
+        assert ns.recompute_granularity is None and ns.recompute_method is None  # selective takes no method
+    assert not (ns.fp16 and ns.bf16)
+
+
+def test_the_shipped_experiment_has_the_reference_shapes():
+    plan = make_plan(SHIPPED, strict=True)
+    assert not plan.warnings
+    shapes = {}
+    for job in plan.jobs:
+        p, ns = job.params, parse_flags(flag_set_of(job), megatron_argv(job)[1])
+        recompute = "full" if ns.recompute_granularity == "full" else "selective" if ns.recompute_activations else None
+        shapes[(p["site"], p["model"], p["nodes"])] = (p["tp"], p["pp"], p["vpp"], p["sequence_parallel"],
+                                                      p["gbs"], p["seq_len"], p["steps"], p["precision"],
+                                                      p["dataset"], recompute)
+    seven = (1, 1, None, False, 128, 4096, 500, "bf16", "synthetic", "selective")
+    seventy = (4, 4, 5, True, 128, 4096, 500, "bf16", "synthetic", "selective")
+    expected = {}
+    for site in ("xe9680-8cx7", "xe9680-4cx7"):
+        expected |= {(site, "llama2-7b", n): seven for n in (1, 2, 4, 8)}
+        expected |= {(site, "llama2-70b", n): seventy for n in (4, 8)}
+        expected[(site, "llama2-70b", 2)] = (*seventy[:-1], "full")  # as the NeMo 70B experiment
+    assert shapes == expected
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--use-legacy-models"], "unrecognized arguments: --use-legacy-models"),  # added in core_v0.8.0
+    (["--rotary-base", "10000"], "unrecognized arguments: --rotary-base"),  # added after core_v0.7.0
+    (["--tokenizer-type", "HuggingFaceTokenizer"], "invalid choice: 'HuggingFaceTokenizer'"),
+    (["--fp8-format", "e5m2"], "invalid choice: 'e5m2'"),
+    (["--num-layers", "80.5"], "invalid int value: '80.5'"),
+    (["--lr", "high"], "invalid float value: 'high'"),
+    (["--recompute-activation"], "unrecognized arguments: --recompute-activation"),  # abbreviation
+    (["--made-up-flag"], "unrecognized arguments: --made-up-flag"),
+])
+def test_a_flag_or_value_absent_at_the_tag_is_refused(extra, message):
+    _, job = next((n, j) for n, j in JOBS if n.startswith("llama2-pretrain-megatron:"))
+    argv = megatron_argv(job)[1]
+    parse_flags(flag_set_of(job), argv)  # the generated line alone passes
+    with pytest.raises(FlagError, match=message):
+        parse_flags(flag_set_of(job), argv + extra)
+
+
+def test_each_task_gets_its_rank_from_slurm(tmp_path):
+    _, job = JOBS[0]
+    argv = srun_argv(job)
+    i = argv.index("bash")
+    wrapper = argv[i:i + 4]
+    assert wrapper[:2] == ["bash", "-c"] and argv[i + 4] == job.context["python"]
+    assert "export MASTER_ADDR=${SK_NODES[0]}\n" in job.text and "\nexport MASTER_PORT=$((" in job.text
+    show = "import os, sys; print(os.environ['RANK'], os.environ['LOCAL_RANK'], os.environ['WORLD_SIZE'], sys.argv[1:])"
+    env = {"SLURM_PROCID": "13", "SLURM_LOCALID": "5", "SLURM_NTASKS": "16", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([*wrapper, sys.executable, "-c", show, "a b", "it's"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out == "13 5 16 ['a b', \"it's\"]\n"
+
+
+def test_program_is_the_flag_set_of_the_containers_megatron_core():
+    site, _ = load_site("xe9680-8cx7")
+    spec = JobSpec.validate({"site": site.name, "model": "llama2-7b", "workload": "pretrain",
+                             "launcher": "megatron", "nodes": 1, "steps": 10, "gbs": 8, "seq_len": 4096})
+    flags = megatron.program(spec, site)
+    assert isinstance(flags, FlagSet) and flags.version == "core_v0.7.0"
+    assert [(s.repo, s.tag, s.path) for s in flags.sources] == [
+        ("NVIDIA/Megatron-LM", "core_v0.7.0", "megatron/training/arguments.py"),
+        ("NVIDIA/Megatron-LM", "core_v0.7.0", "pretrain_gpt.py")]
+    unknown = JobSpec.validate({**spec.to_dict(), "container_image": "registry.example/own:1"})
+    assert megatron.program(unknown, site) is None
+    software = {**site.software.to_dict(), "megatron_dir": "/home/me/Megatron-LM"}
+    own_checkout = Site.validate({**site.to_dict(), "software": software})
+    assert megatron.program(spec, own_checkout) is None  # the user's checkout: version unknown
+
+
+def test_flag_set_file_records_its_source():
+    data = json.loads((PROGRAMS_DIR / "megatron-pretrain_gpt-core_v0.7.0.json").read_text())
+    assert data["kind"] == "argparse" and data["allow_abbrev"] is False
+    assert {s["commit"] for s in data["sources"]} == {"a645f89671be698612170539f2089dc15db66a80"}
+    assert [s["flag_count"] for s in data["sources"]] == [len(data["flags"]), 0]  # pretrain_gpt.py adds none
+    assert data["flags"]["--timing-log-level"]["choices"] == [0, 1, 2]  # choices=range(0,3) in the source
+
+
+@pytest.mark.parametrize("edits, message", [
+    ({"pp: 4": "pp: 2", "vpp: 2": "vpp: 4"}, "vpp=4 with pp=2: Megatron-LM's interleaved schedule needs pp > 2"),
+    ({"gbs: 64": "gbs: 6", "nodes: 4": "nodes: 3"},  # 12 GPUs, tp2 pp4: dp 1.5 -> reported elsewhere
+     "does not divide"),
+    ({"gbs: 64": "gbs: 2"}, "gbs/(mbs*dp) = 1 micro-batches, not divisible by pp=4"),
+])
+def test_interleaved_schedule_limits_are_errors(tmp_path, edits, message):
+    text = (HERE / "data" / "golden" / "megatron-pretrain-r760xa-l40s.yaml").read_text()
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        make_plan(path)
+    assert any(message in line for line in caught.value.lines()), caught.value.lines()
