@@ -9,8 +9,10 @@ be proven (``PROGRAM_REQUIRED``) refuses a container image slurmkit has no descr
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import re
+from collections.abc import Callable
 from types import ModuleType
 
 from slurmkit.catalog import ModelArch
@@ -75,9 +77,14 @@ _RUN_ID = "validate"  # the keys a command sets do not depend on the run id
 def program_for(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None
                 ) -> KeySet | FlagSet | None:
     """``module.program(spec, site)``, with the model for a launcher whose program depends on it."""
-    if "model" in inspect.signature(module.program).parameters:
+    if _takes_model(module.program):
         return module.program(spec, site, model=model)
     return module.program(spec, site)
+
+
+@functools.cache
+def _takes_model(program: Callable) -> bool:
+    return "model" in inspect.signature(program).parameters
 
 
 def _check_override(keys: KeySet, arg: str, i: int, at: Location, added: _AddedKeys) -> list[Problem]:
