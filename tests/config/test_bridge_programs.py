@@ -17,6 +17,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from slurmkit.catalog import BUILTIN
 from slurmkit.errors import ConfigError
 from slurmkit.launch import bridge
 from slurmkit.launch.programs import FlagSet, KeySet, flagset, keyset
@@ -239,3 +240,23 @@ def test_extra_args_are_hydra_overrides_checked_against_the_key_set(write_yaml):
         make_plan(bad)
     text = "\n".join(str(p) for p in err.value.problems)
     assert "bad.yaml:13:" in text and "model.seq_len is not a key of" in text and "model.seq_length" in text
+
+
+# Llama 3 / 3.1 architectures as NVIDIA's code states them: NVIDIA/NeMo v2.4.0
+# nemo/collections/llm/gpt/model/llama.py (Llama3Config: num_query_groups 8, line 139;
+# Llama3Config8B/70B lines 199-229, Llama31Config8B/70B lines 233-264: layers, hidden, ffn, heads,
+# seq_length) and the vocabulary the Llama 3 recipes set, 128256 (NVIDIA-NeMo/Megatron-Bridge v0.4.0
+# scripts/performance/configs/llama/llama3_llm_pretrain.py, set_llama3_common_configs).
+PUBLISHED_LLAMA3 = {  # model: (layers, hidden, ffn_hidden, heads, kv_heads, vocab, max_seq_len)
+    "llama3-8b": (32, 4096, 14336, 32, 8, 128256, 8192),
+    "llama3-70b": (80, 8192, 28672, 64, 8, 128256, 8192),
+    "llama3.1-8b": (32, 4096, 14336, 32, 8, 128256, 131072),
+    "llama3.1-70b": (80, 8192, 28672, 64, 8, 128256, 131072),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_LLAMA3))
+def test_catalogue_llama3_matches_the_published_configs(name):
+    m = BUILTIN[name]
+    assert (m.layers, m.hidden, m.ffn_hidden, m.heads, m.kv_heads, m.vocab, m.max_seq_len) == PUBLISHED_LLAMA3[name]
+    assert (m.mlp, m.tied_embeddings, m.bias) == ("swiglu", False, False)
