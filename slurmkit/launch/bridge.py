@@ -9,6 +9,9 @@ is left as Hydra overrides in struct mode onto the recipe's ``ConfigContainer``;
 (``set_user_overrides``) win over those overrides, so each setting is passed one way only.
 
 Facts used here, all read at Megatron-Bridge v0.4.0 (the version NeMo 26.04 ships):
+- each task joins torch.distributed from Slurm's variables when no launcher sets RANK
+  (``utils/common_utils.py``: SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NODELIST), so
+  ``srun`` alone starts the job, as in the published launch;
 - the container holds the repository at ``/opt/Megatron-Bridge`` (``docker/Dockerfile.ci``:
   ``COPY . /opt/Megatron-Bridge``), so the script runs from the image;
 - ``--lr``/``--warmup_iters`` are parsed but only ``run_recipe.py`` applies them, so the learning
