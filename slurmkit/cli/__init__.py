@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("slurmkit.cli.report", "compare", "Compare runs that differ in one field (site, adapters...)."),
     "report": ("slurmkit.cli.report", "report", "Write the HTML (and PDF) report of a results folder."),
     "demo": ("slurmkit.cli.report", "demo", "Run the whole pipeline offline on shipped material."),
+    "prepare-data": ("slurmkit.cli.data", "prepare_data", "Turn Dolly or Alpaca into the fine-tuning jobs' JSONL files."),
 }
 
 
