@@ -73,6 +73,11 @@ def command(job: Job) -> list[list[str]]:
         ("model.optim.name", "distributed_fused_adam"), ("model.optim.lr", spec.lr),
         *_nemo_fp8(spec), *_nemo_recompute(spec),
     ]
+    if spec.workload == "pretrain" or spec.vpp is not None:
+        # BF16 weights with FP32 master copies in the optimizer, as slurmkit.memory assumes and
+        # NVIDIA's pretraining configs do; NeMo v2.0.0rc0 also refuses vpp without it
+        # (megatron_gpt_model.py:313)
+        settings.append(("model.megatron_amp_O2", True))
     settings += _nemo_pretrain(spec, model, paths) if spec.workload == "pretrain" else _nemo_finetune(spec, paths)
     settings += [("exp_manager.name", run_id), ("exp_manager.create_wandb_logger", False),
                  ("exp_manager.create_checkpoint_callback", paths.checkpoint_dir is not None)]
