@@ -28,6 +28,9 @@ HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 SCENARIOS = sorted([*ROOT.glob("experiments/*.yaml"), *(HERE / "data" / "golden").glob("*.yaml")])
 TYPES = {"int": int, "float": float}  # others arrive as the strings the program converts
+# --gpu's choices are NUM_GPUS_PER_NODE_MAP.keys() (the flag set records them as unresolved);
+# the map's keys at Megatron-Bridge v0.4.0, scripts/performance/argument_parser.py line 30
+GPU_CHOICES = {"h100", "b200", "b300", "gb200", "gb300", "vr200", "r100"}
 
 
 def bridge_jobs(path: Path) -> list[JobPlan]:
@@ -104,7 +107,7 @@ def test_every_generated_command_is_accepted_as_the_program_reads_it(job):
     assert (args.global_batch_size, args.micro_batch_size, args.max_steps, args.num_gpus) \
         == (p["gbs"], p["mbs"], p["steps"], p["gpus"])
     assert args.virtual_pipeline_model_parallel_size == str(p["vpp"])
-    assert args.gpu in bridge.GPU_NAMES and args.data == "mock" and args.task == "pretrain"
+    assert args.gpu in GPU_CHOICES and args.data == "mock" and args.task == "pretrain"
     # only key=value arguments are left for Hydra, and all of them apply in struct mode
     assert leftovers and all("=" in a and not a.startswith("-") for a in leftovers)
     cfg = apply_overrides(keys, leftovers)
@@ -170,6 +173,8 @@ def test_key_and_flag_sets_record_their_sources():
         assert key in keys.keys, key
     assert {n for n, i in flags.flags.items() if i.get("required") and n.startswith("--")} == {
         "--model_family_name", "--model_recipe_name", "--num_gpus", "--gpu"}
+    assert flags.flags["--gpu"]["unresolved"] == {"choices": "NUM_GPUS_PER_NODE_MAP.keys()"}
+    assert set(bridge.GPU_NAMES) <= GPU_CHOICES
 
 
 @pytest.mark.parametrize("change, message", [
