@@ -10,7 +10,7 @@ from typing import Callable
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import DATASET_NAMES, JobSpec
-from slurmkit.launch import bridge
+from slurmkit.launch import bridge, torchrun
 from slurmkit.memory import MemoryEstimate
 from slurmkit.site import Site
 
@@ -195,6 +195,8 @@ def _workload(spec: JobSpec, site: Site, where: Where, custom_program: bool) -> 
     if spec.launcher == "torchrun" and not custom_program and spec.workload != "pretrain":
         problems.append(_err("the example trainer (slurmkit.trainer) runs pretraining only",
                              where("workload"), "name your own program under `program:`"))
+    if spec.launcher == "torchrun" and not custom_program:
+        problems += torchrun.check(spec, site, where)  # can the job's container run the trainer
     return problems
 
 

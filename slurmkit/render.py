@@ -17,9 +17,10 @@ from typing import Any
 
 import jinja2
 
-from slurmkit.atomic import write_text_atomic
+from slurmkit.atomic import write_bytes_atomic, write_text_atomic
 from slurmkit.errors import ConfigError, Location, SlurmkitError
 from slurmkit.resources import shipped_dir
+from slurmkit.runfile import RunFile, run_files
 
 
 @functools.lru_cache(maxsize=65536)
@@ -30,7 +31,10 @@ def _quote_str(text: str) -> str:
 
 
 def shell_quote(value: Any) -> str:
-    """Quote for POSIX shells; booleans as lower-case words; None is refused (never an empty word)."""
+    """Quote for POSIX shells; booleans as lower-case words; None is refused (never an empty word).
+    A file the run directory carries becomes its absolute path when the job runs."""
+    if type(value) is RunFile:
+        return f'"$SLURM_SUBMIT_DIR"/{_quote_str(str(value))}'
     if value is None:
         raise jinja2.UndefinedError("cannot shell-quote None")
     if isinstance(value, bool):
@@ -110,7 +114,8 @@ class WriteSummary:
 
 
 def write_plan(plan: Any, out_dir: Path | str) -> WriteSummary:
-    """Write ``scripts/<run_id>.sbatch`` then ``plan.json``, each atomically; identical files stay.
+    """Write the files the scripts run (``trainer/...``, ``runfile.RunFile``), then
+    ``scripts/<run_id>.sbatch``, then ``plan.json``, each atomically; identical files stay.
 
     A fresh ``scripts/`` folder appears in one rename; into an existing one each changed script
     is renamed into place. Either way a reader never sees half a script, no per-script fsync is
@@ -133,6 +138,8 @@ def _write_plan(plan: Any, out: Path) -> WriteSummary:
     summary = WriteSummary(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
+    # before the scripts, so no script is ever on disk without the files it names
+    _write_run_files(plan.jobs, out, summary)
     scripts = out / "scripts"
     if not scripts.exists():
         summary.written += _write_scripts_staged(plan.jobs, out)
@@ -144,6 +151,23 @@ def _write_plan(plan: Any, out: Path) -> WriteSummary:
     path = out / "plan.json"
     (summary.written if write_text_atomic(path, plan.to_json()) else summary.unchanged).append(path)
     return summary
+
+
+def _write_run_files(jobs: list[Any], out: Path, summary: WriteSummary) -> None:
+    """Each carried file once (its name is its content's hash), with the mode its creator would
+    get from the user's umask, as the scripts do."""
+    files = run_files(job.context["command"] for job in jobs)
+    umask = _umask() if files else 0
+    for name in sorted(files):
+        path = out / name
+        changed = write_bytes_atomic(path, files[name].data, mode=files[name].mode & ~umask, durable=False)
+        (summary.written if changed else summary.unchanged).append(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    return mask
 
 
 def _write_scripts_staged(jobs: list[Any], out: Path) -> list[Path]:

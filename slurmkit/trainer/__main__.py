@@ -2,4 +2,4 @@
 from slurmkit.trainer.train import main
 
 if __name__ == "__main__":
-    main()
+    main(prog="python -m slurmkit.trainer")

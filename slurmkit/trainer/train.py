@@ -1,4 +1,12 @@
-"""Command line, distributed setup and the training loop of the example trainer."""
+"""slurmkit's example trainer, in one file: a tiny GPT-style model on synthetic tokens, trained
+under torchrun with torch.distributed (NCCL on GPUs, gloo on CPU) in DDP or FSDP2 mode.
+
+This file imports the standard library and PyTorch only, never slurmkit: ``slurmkit generate``
+copies it into the run directory and the job runs that copy (``torchrun ... <run dir>/trainer/
+train-<hash>.py ARGS``), so a container needs only PyTorch (MIN_TORCH) on Python >= 3.10.
+``python -m slurmkit.trainer ARGS`` runs the same code where slurmkit is installed. Rank 0 prints
+one ``SKTRAIN step=...`` line per step (docs/contracts.md; slurmkit's ``trainer`` parser reads it).
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,11 +21,64 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from slurmkit.trainer.model import TinyGPT, synthetic_batch
+# The oldest PyTorch each mode runs on. DDP: run on CPU with PyTorch 2.3.0, 2.6.0 and 2.13.0.
+# FSDP: fully_shard is public API (torch.distributed.fsdp) from 2.6.0; its CPU (gloo) path needs
+# a later release (2.6.0 fails on CPU for want of CUDA streams; 2.13.0 runs). slurmkit's
+# launch/torchrun.py holds the same table (a test compares them) to check a container's PyTorch
+# before a job is generated.
+MIN_TORCH = {"ddp": (2, 3), "fsdp": (2, 6)}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m slurmkit.trainer", description=__doc__)
+class Block(nn.Module):
+    """Pre-norm transformer block: causal self-attention, then an MLP."""
+
+    def __init__(self, hidden: int, heads: int, ffn_hidden: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden)
+        self.attn = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(hidden)
+        self.mlp = nn.Sequential(nn.Linear(hidden, ffn_hidden), nn.GELU(), nn.Linear(ffn_hidden, hidden))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyGPT(nn.Module):
+    def __init__(self, vocab: int, seq_len: int, layers: int, hidden: int, heads: int,
+                 ffn_hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, hidden)
+        self.pos = nn.Parameter(torch.zeros(seq_len, hidden))
+        self.blocks = nn.ModuleList(Block(hidden, heads, ffn_hidden) for _ in range(layers))
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, vocab, bias=False)
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        seq = tokens.shape[1]
+        mask = torch.triu(torch.ones(seq, seq, dtype=torch.bool, device=tokens.device), diagonal=1)
+        x = self.embed(tokens) + self.pos[:seq]
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.head(self.norm(x))
+
+
+def synthetic_batch(generator: torch.Generator, batch: int, seq_len: int, vocab: int) -> torch.Tensor:
+    """Token sequences with learnable structure (next = 7 * current + 3 mod vocab, from a random
+    start, with 10% noise), so the loss falls visibly within a few dozen steps."""
+    tokens = torch.empty(batch, seq_len + 1, dtype=torch.long)
+    tokens[:, 0] = torch.randint(0, vocab, (batch,), generator=generator)
+    for t in range(seq_len):
+        tokens[:, t + 1] = (7 * tokens[:, t] + 3) % vocab
+    noise = torch.rand(tokens.shape, generator=generator) < 0.1
+    random = torch.randint(0, vocab, tokens.shape, generator=generator)
+    return torch.where(noise, random, tokens)
+
+
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog, description="slurmkit's example trainer (docs/contracts.md)")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--global-batch-size", type=int, required=True)
     p.add_argument("--micro-batch-size", type=int, required=True)
@@ -31,19 +92,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parallel", choices=("ddp", "fsdp"), default="ddp")
     p.add_argument("--warmup-steps", type=int, default=0, help="learning-rate warm-up steps")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: autocast matmuls to bfloat16 on the job's device (weights stay fp32)")
     return p.parse_args(argv)
+
+
+def torch_version(text: str) -> tuple[int, int]:
+    """(major, minor) of a version string such as '2.3.0a0+6ddf5cf' or '2.13.0+cpu'."""
+    major, minor = text.split("+")[0].split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def pick_device(local_rank: int, cuda: bool) -> torch.device:
+    """One GPU per process, chosen by torchrun's LOCAL_RANK; the CPU without CUDA."""
+    return torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+
+
+def backend_for(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on the job's device type (CUDA, or CPU where there is no GPU)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def init_distributed() -> tuple[int, int, int, torch.device]:
     """Rank, local rank and world size from torchrun's environment (1 process without it)."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(local_rank, torch.cuda.is_available())
     if "RANK" in os.environ:
-        if cuda:
+        if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=5))
+        dist.init_process_group(backend_for(device), timeout=timedelta(minutes=5))
     return rank, local_rank, world, device
 
 
@@ -82,8 +164,10 @@ def train_step(model, optimizer, args, generator, accum: int, device) -> tuple[f
     total = 0.0
     for _ in range(accum):
         tokens = synthetic_batch(generator, args.micro_batch_size, args.seq_len, args.vocab).to(device)
-        logits = model(tokens[:, :-1])
-        loss = nn.functional.cross_entropy(logits.reshape(-1, args.vocab), tokens[:, 1:].reshape(-1))
+        with autocast(device, args.precision):
+            logits = model(tokens[:, :-1])
+        # the loss in fp32 whatever the logits' dtype
+        loss = nn.functional.cross_entropy(logits.float().reshape(-1, args.vocab), tokens[:, 1:].reshape(-1))
         (loss / accum).backward()
         total += loss.item() / accum
     norm = nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -101,8 +185,11 @@ def mean_over_ranks(value: float, device: torch.device) -> float:
     return t.item() / dist.get_world_size()
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    args = parse_args(argv, prog)
+    if torch_version(torch.__version__) < MIN_TORCH[args.parallel]:
+        sys.exit(f"error: the example trainer's --parallel {args.parallel} needs PyTorch >="
+                 f" {'.'.join(map(str, MIN_TORCH[args.parallel]))}, found {torch.__version__}")
     rank, local_rank, world, device = init_distributed()
     print(f"SKTRAIN start rank={rank} local_rank={local_rank} world_size={world} "
           f"host={socket.gethostname()}", flush=True)
@@ -137,3 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+if __name__ == "__main__":  # run as a file: the copy in a run directory
+    main()

@@ -17,9 +17,10 @@ def test_generate_writes_and_regenerates_nothing(cli, tmp_path):
     assert code == 0
     assert out.splitlines()[0].split() == ["run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", "mem_gib"]
     assert len(out.splitlines()) == 3
-    assert err.strip() == f"wrote 3 files, 0 unchanged, in {tmp_path / 'run'}"
+    # two scripts, plan.json and the trainer both scripts run
+    assert err.strip() == f"wrote 4 files, 0 unchanged, in {tmp_path / 'run'}"
     code, out, err = cli("generate", SMOKE, "--out", str(tmp_path / "run"))
-    assert err.strip() == f"wrote 0 files, 3 unchanged, in {tmp_path / 'run'}"
+    assert err.strip() == f"wrote 0 files, 4 unchanged, in {tmp_path / 'run'}"
 
 
 def test_generate_dry_run_writes_nothing(cli, tmp_path):
@@ -146,7 +147,8 @@ def test_site_dir_and_templates_options(cli, tmp_path):
                             "--templates", str(templates), "--out", str(out))
     assert code == 0, err
     scripts = list((out / "scripts").glob("*.sbatch"))
-    assert len(scripts) == 2 and all("  echo custom -m slurmkit.trainer" in s.read_text() for s in scripts)
+    assert len(scripts) == 2 and all('  echo custom "$SLURM_SUBMIT_DIR"/trainer/train-' in s.read_text()
+                                   for s in scripts)
     assert all("-n2-mine-" in s.name for s in scripts)
     code, stdout, _ = cli("sites", "list", "--site-dir", str(sites))
     assert any(line.startswith("mine ") for line in stdout.splitlines())

@@ -52,7 +52,8 @@ def test_local_smoke_is_small_and_real():
         p = job.params
         assert (p["site"], p["launcher"], p["model"], p["nodes"]) == ("local", "torchrun", "tiny-gpt", 2)
         assert p["steps"] <= 100 and p["time_limit_min"] <= 10
-        assert "-m slurmkit.trainer" in job.text
+        # the run directory carries the trainer; the job never imports slurmkit
+        assert '"$SLURM_SUBMIT_DIR"/trainer/train-' in job.text and "slurmkit.trainer" not in job.text
 
 
 def test_run_ids_are_stable_and_distinct():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from slurmkit.errors import ConfigError, SlurmkitError
+from slurmkit.launch.torchrun import trainer_file
 from slurmkit.plan import make_plan
 from slurmkit.render import Renderer, shell_quote, write_plan
 
@@ -112,12 +113,15 @@ def test_hostile_strings_are_inert_when_the_script_runs(tmp_path, write_yaml):
     script.write_text(plan.jobs[0].text)
     args_file = tmp_path / "args"
     env = {"PATH": f"{fake_bin(tmp_path)}:/usr/bin:/bin", "SK_ARGS_FILE": str(args_file),
-           "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "node[1-2]", "HOME": "/nonexistent"}
+           "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "node[1-2]", "HOME": "/nonexistent",
+           "SLURM_SUBMIT_DIR": str(tmp_path)}
     out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert not marker.exists()
     argv = args_file.read_text().split("\0")[:-1]
-    assert f"--container-image={hostile}" in argv and f"--container-mounts={hostile}" in argv
+    # torchrun jobs also mount the run directory (sbatch's working directory), read-only
+    assert f"--container-image={hostile}" in argv
+    assert f"--container-mounts={hostile},{tmp_path}:{tmp_path}:ro" in argv
     assert argv[-3:] == [hostile, "--x", "$(id)"]
     assert "--rdzv-endpoint=node1:33742" in argv  # 29500 + 4242 % 10000
     line = next(l for l in out.stdout.splitlines() if l.startswith("SLURMKIT_PROVENANCE "))
@@ -147,7 +151,7 @@ def test_user_templates_searched_first(tmp_path):
     plan = make_plan(HERE / "data" / "golden" / "torchrun-local.yaml", templates_dir=tmp_path)
     text = plan.jobs[0].text
     assert text.startswith("#!/bin/bash\n#SBATCH --gres=gpu:2\n")  # the shipped base still renders
-    assert "  my-launcher -m slurmkit.trainer \\\n    --steps 30 \\\n" in text
+    assert f'  my-launcher "$SLURM_SUBMIT_DIR"/{trainer_file()} \\\n    --steps 30 \\\n' in text
     assert "rdzv" not in text  # the user program block replaced torchrun
 
 
@@ -169,11 +173,11 @@ def test_templates_compiled_once():
 def test_write_plan_skips_identical_files(tmp_path):
     plan = make_plan(HERE / "data" / "golden" / "torchrun-local.yaml")
     first = write_plan(plan, tmp_path / "run")
-    assert len(first.written) == 2 and (tmp_path / "run" / "logs").is_dir()
+    assert len(first.written) == 3 and (tmp_path / "run" / "logs").is_dir()  # trainer, script, plan
     script = tmp_path / "run" / plan.jobs[0].script
     mtime = script.stat().st_mtime_ns
     again = write_plan(make_plan(HERE / "data" / "golden" / "torchrun-local.yaml"), tmp_path / "run")
-    assert again.written == [] and len(again.unchanged) == 2
+    assert again.written == [] and len(again.unchanged) == 3
     assert script.stat().st_mtime_ns == mtime
     assert os.access(script, os.X_OK)
 
@@ -205,9 +209,10 @@ def test_fresh_scripts_folder_appears_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(SlurmkitError):
         write_plan(plan, out)
-    assert sorted(p.name for p in out.iterdir()) == ["logs"]  # no scripts/, no staging, no plan.json
+    # no scripts/, no staging, no plan.json; the trainer the scripts name is written first
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "trainer"]
     monkeypatch.setattr(os, "rename", real_rename)
     summary = write_plan(plan, out)
-    assert sorted(p.name for p in out.iterdir()) == ["logs", "plan.json", "scripts"]
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "plan.json", "scripts", "trainer"]
     assert len(summary.written) == 2 and os.access(out / plan.jobs[0].script, os.X_OK)
     assert (out / plan.jobs[0].script).read_text() == plan.jobs[0].text

@@ -182,3 +182,30 @@ def wait_done(run_dir: Path, client, timeout_s: float = 120, poll_s: float = 0.5
         if time.monotonic() > deadline:
             raise AssertionError(f"jobs still running after {timeout_s} s: {report.counts()}")
         time.sleep(poll_s)
+
+
+BLOCK_SLURMKIT = '''\
+import sys
+
+
+class _NoSlurmkit:
+    """Refuses slurmkit, as a container without it would."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "slurmkit" or name.startswith("slurmkit."):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoSlurmkit())
+'''
+
+
+@pytest.fixture(scope="session")
+def no_slurmkit(tmp_path_factory) -> dict[str, str]:
+    """Environment variables under which no Python process can import slurmkit: PYTHONPATH names
+    a folder whose sitecustomize puts a refusing finder first on sys.meta_path. Processes started
+    by torchrun, srun or sbatch inherit it. (A test asserts it works.)"""
+    folder = tmp_path_factory.mktemp("no-slurmkit")
+    (folder / "sitecustomize.py").write_text(BLOCK_SLURMKIT)
+    return {"PYTHONPATH": str(folder)}

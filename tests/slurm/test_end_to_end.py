@@ -1,7 +1,9 @@
-"""End to end on the real local cluster: generate a 2-node torchrun sweep of the example trainer
-(experiments/local-smoke.yaml: DDP and FSDP), submit, wait by polling, collect (which parses),
-and check what really happened: sacct says COMPLETED, both nodes' ranks ran, the steps trained
-and the loss fell."""
+"""End to end on the real local cluster, the path a GPU cluster takes: generate a 2-node torchrun
+sweep of the example trainer (experiments/local-smoke.yaml: DDP and FSDP), whose run directory
+carries the trainer file; submit with the real sbatch from an environment where Python cannot
+import slurmkit (so the jobs can only run the carried file); wait by polling, collect (which
+parses), and check what really happened: sacct says COMPLETED, both nodes' ranks ran, the steps
+trained and the loss fell."""
 from __future__ import annotations
 
 import re
@@ -19,17 +21,24 @@ pytest.importorskip("torch", reason="the example trainer needs torch (the traine
 pytestmark = [pytest.mark.slurm, pytest.mark.torch]
 
 EXPERIMENT = Path(__file__).parents[2] / "experiments" / "local-smoke.yaml"
-STEP = re.compile(r"^SKTRAIN step=(\d+)/(\d+) loss=(\S+) ", re.M)
+STEP = re.compile(r"^SKTRAIN step=(\d+)/(\d+) loss=(\S+) ", re.MULTILINE)
 
 
-def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys):
+def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys, monkeypatch, no_slurmkit):
     run_dir = tmp_path / "smoke"
     plan = make_plan(EXPERIMENT, sites=["local"])
     write_plan(plan, run_dir)
     assert len(plan.jobs) >= 2 and all(j.params["nodes"] == 2 for j in plan.jobs)
+    (trainer,) = (run_dir / "trainer").iterdir()
+    for job in plan.jobs:
+        text = (run_dir / job.script).read_text()
+        assert f'"$SLURM_SUBMIT_DIR"/trainer/{trainer.name} \\\n' in text and "slurmkit.trainer" not in text
 
+    # sbatch passes its environment to the job: every Python process there refuses slurmkit
+    monkeypatch.setenv("PYTHONPATH", no_slurmkit["PYTHONPATH"])
     with _no_exit():
         main(["submit", str(run_dir)])
+    monkeypatch.delenv("PYTHONPATH")
     assert capsys.readouterr().out.count(": submitted job ") == len(plan.jobs)
     records = wait(run_dir, cluster, timeout_s=300, poll_s=2).records
     assert {r.state for r in records.values()} == {"COMPLETED"}
@@ -52,6 +61,7 @@ def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys)
         assert [s[0] for s in steps] == list(range(1, target + 1)) and steps[0][1] == target
         assert steps[-1][2] < steps[0][2], "loss did not fall"
         assert f"SKTRAIN done steps={target}" in log
+        assert "No module named 'slurmkit'" not in log
         assert f"parsed {record.run_id}: completed, last step {target}" in out
 
     from slurmkit.store import read_runs
