@@ -10,7 +10,7 @@ from typing import Callable
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import DATASET_NAMES, JobSpec
-from slurmkit.launch import bridge, torchrun
+from slurmkit.launch import bridge, megatron, torchrun
 from slurmkit.memory import MemoryEstimate
 from slurmkit.site import Site
 
@@ -60,26 +60,8 @@ def _launcher(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list
                      where("workload"), "use launcher nemo for sft, lora and ptuning")]
     if spec.launcher == "megatron-bridge":
         return _bridge(spec, site, where)
-    if spec.launcher == "megatron" and spec.vpp is not None:
-        return _megatron_interleaved(spec, site, where)
-    return []
-
-
-def _megatron_interleaved(spec: JobSpec, site: Site, where: Where) -> list[Problem]:
-    """Megatron-LM's interleaved (vpp) schedule at start-up: pp > 2 (core_v0.7.0
-    megatron/training/arguments.py, validate_args) and a micro-batch count that pp divides
-    (megatron/core/pipeline_parallel/schedules.py)."""
-    if spec.pp <= 2:
-        return [_err(f"vpp={spec.vpp} with pp={spec.pp}: Megatron-LM's interleaved schedule needs pp > 2",
-                     where("vpp", "pp"), "use pp of 3 or more, or drop vpp")]
-    dp = data_parallel(spec, site)
-    if dp is None or spec.gbs % (spec.mbs * dp):
-        return []  # reported by _parallel_shape
-    micro_batches = spec.gbs // (spec.mbs * dp)
-    if micro_batches % spec.pp:
-        return [_err(f"gbs/(mbs*dp) = {micro_batches} micro-batches, not divisible by pp={spec.pp} as"
-                     " Megatron-LM's interleaved schedule (vpp) requires", where("gbs", "vpp"),
-                     f"use a gbs that is a multiple of {spec.mbs * dp * spec.pp}")]
+    if spec.launcher == "megatron":
+        return megatron.check(spec, site, where)
     return []
 
 

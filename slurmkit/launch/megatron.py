@@ -8,11 +8,14 @@ megatron/training/arguments.py (flags, validate_args), megatron/training/tokeniz
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slurmkit.catalog import ModelArch
+from slurmkit.errors import Location, Problem
 from slurmkit.experiment import JobSpec
 from slurmkit.launch.common import Job, Paths, container_image
 from slurmkit.launch.programs import FlagSet, KeySet, load_program
-from slurmkit.launch.software import container_software
+from slurmkit.launch.software import CONTAINERS, container_software
 from slurmkit.site import Site
 
 # Where NVIDIA's NeMo Framework images keep Megatron-LM: NVIDIA/NeMo-Framework-Launcher reads the
@@ -129,3 +132,44 @@ def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
         return load_program(program_name(software.megatron_core))
     except KeyError:
         return None
+
+
+def check(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Problem]:
+    """What pretrain_gpt.py refuses at start-up that the generic checks do not see, and a warning
+    when its flags cannot be checked (the user's own Megatron-LM may well run them: not an error)."""
+    problems = _interleaved(spec, site, where) if spec.vpp is not None else []
+    if program(spec, site) is None:
+        known = ", ".join(f"{image} ({c.megatron_core})" for image, c in CONTAINERS.items()
+                          if c.megatron_core and _flag_set_shipped(c.megatron_core))
+        problems.append(Problem(
+            f"launcher megatron: slurmkit cannot check pretrain_gpt.py's flags: it has no flag set for"
+            f" container image {container_image(spec, site)!r} with megatron_dir"
+            f" {site.software.megatron_dir!r}", where("container_image", "launcher"),
+            f"use an image slurmkit knows ({known}) with megatron_dir {CONTAINER_MEGATRON_DIR}", "warning"))
+    return problems
+
+
+def _flag_set_shipped(megatron_core: str) -> bool:
+    try:
+        return isinstance(load_program(program_name(megatron_core)), FlagSet)
+    except KeyError:
+        return False
+
+
+def _interleaved(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Problem]:
+    """The interleaved (vpp) schedule needs pp > 2 (core_v0.7.0 megatron/training/arguments.py,
+    validate_args) and a micro-batch count that pp divides (megatron/core/pipeline_parallel/
+    schedules.py, forward_backward_pipelining_with_interleaving)."""
+    if spec.pp <= 2:
+        return [Problem(f"vpp={spec.vpp} with pp={spec.pp}: Megatron-LM's interleaved schedule needs pp > 2",
+                        where("vpp", "pp"), "use pp of 3 or more, or drop vpp", "error")]
+    gpus, model_parallel = spec.nodes * site.gpu.count_per_node, spec.tp * spec.pp * spec.cp
+    dp = gpus // model_parallel
+    if gpus % model_parallel or spec.gbs % (spec.mbs * dp):
+        return []  # reported by the generic shape checks
+    micro_batches = spec.gbs // (spec.mbs * dp)
+    if micro_batches % spec.pp:
+        return [Problem(f"gbs/(mbs*dp) = {micro_batches} micro-batches, not divisible by pp={spec.pp} as"
+                        " Megatron-LM's interleaved schedule (vpp) requires", where("gbs", "vpp"),
+                        f"use a gbs that is a multiple of {spec.mbs * dp * spec.pp}", "error")]
+    return []

@@ -234,3 +234,18 @@ def test_interleaved_schedule_limits_are_errors(tmp_path, edits, message):
     with pytest.raises(ConfigError) as caught:
         make_plan(path)
     assert any(message in line for line in caught.value.lines()), caught.value.lines()
+
+
+def test_an_image_without_a_flag_set_is_a_warning(tmp_path):
+    text = (HERE / "data" / "golden" / "megatron-pretrain-xe9680-4cx7.yaml").read_text()
+    path = tmp_path / "exp.yaml"
+    path.write_text(text + "container_image: registry.example/own-megatron:1\n")
+    plan = make_plan(path)  # the user's own Megatron-LM may run the flags: generated, with a warning
+    assert len(plan.jobs) == 1
+    assert [str(w) for w in plan.warnings] == [(
+        f"{path}:21:18: launcher megatron: slurmkit cannot check pretrain_gpt.py's flags: it has no flag set"
+        " for container image 'registry.example/own-megatron:1' with megatron_dir '/opt/megatron-lm'"
+        " (hint: use an image slurmkit knows (nvcr.io/nvidia/nemo:24.05 (core_v0.7.0)) with megatron_dir"
+        " /opt/megatron-lm)")]
+    with pytest.raises(ConfigError):
+        make_plan(path, strict=True)
