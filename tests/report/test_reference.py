@@ -240,3 +240,23 @@ def test_llama31_numbers_stand_beside_llama3_runs_of_the_same_architecture():
                                               "published with NeMo 24.09; this run: NeMo 26.04")
     mfu = matching_reference(load_reference(), configs, "mfu")
     assert sorted(mfu["value"]) == [0.541, 0.5452]
+
+
+def test_software_survives_the_results_store_into_the_report(tmp_path, make_run, write):
+    """Runs written to the Parquet store (software is a params column) and read back: the report's
+    throughput chart and finding carry the cross-version mark."""
+    from slurmkit.report.model import build_report
+    runs = pd.DataFrame([make_run("llama2-7b", 1, "A", r, time_s=1000.0, tps=16000.0, precision="fp8",
+                                  software="NeMo 24.09") for r in (0, 1)])
+    steps = pd.DataFrame({"run_id": [], "step": [], "step_time_s": [], "loss": []})
+    report = build_report(write(tmp_path / "results", runs, steps))
+    chart = next(c for c in report.charts if c.name == "tokens_per_gpu")
+    labels = {c.get_label() for c in chart.figure.axes[0].collections if c.get_label().startswith("published")}
+    assert labels == {"published: NVIDIA NeMo perf. table — published with NeMo 24.05; this run: NeMo 24.09",
+                      "published: NVIDIA NeMo perf. table — published with NeMo 24.07; this run: NeMo 24.09"}
+    lines = [f for f in report.findings if f.startswith("Published reference")]
+    assert lines == [
+        "Published reference, llama2-7b on 1 node: 16,000 tokens/s/GPU measured, 94% of 16,934 (published: "
+        "NVIDIA NeMo perf. table — published with NeMo 24.07; this run: NeMo 24.09).",
+        "Published reference, llama2-7b on 1 node: 16,000 tokens/s/GPU measured, 99% of 16,154 (published: "
+        "NVIDIA NeMo perf. table — published with NeMo 24.05; this run: NeMo 24.09)."]
