@@ -24,7 +24,8 @@ EXPERIMENT = Path(__file__).parents[2] / "experiments" / "local-smoke.yaml"
 STEP = re.compile(r"^SKTRAIN step=(\d+)/(\d+) loss=(\S+) ", re.MULTILINE)
 
 
-def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys, monkeypatch, no_slurmkit):
+def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys, monkeypatch, no_slurmkit,
+                                                new_run_dir):
     run_dir = tmp_path / "smoke"
     plan = make_plan(EXPERIMENT, sites=["local"])
     write_plan(plan, run_dir)
@@ -34,12 +35,18 @@ def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys,
         text = (run_dir / job.script).read_text()
         assert f'"$SLURM_SUBMIT_DIR"/trainer/{trainer.name} \\\n' in text and "slurmkit.trainer" not in text
 
-    # sbatch passes its environment to the job: every Python process there refuses slurmkit
+    # sbatch passes its environment to the job: every Python process there refuses slurmkit (a
+    # probe job submitted the same way shows it: its `import slurmkit` under srun fails)
+    probe_dir = new_run_dir(tmp_path / "probe", ["probe"], 'srun --ntasks=1 python -c "import slurmkit"')
     monkeypatch.setenv("PYTHONPATH", no_slurmkit["PYTHONPATH"])
     with _no_exit():
+        main(["submit", str(probe_dir)])
         main(["submit", str(run_dir)])
     monkeypatch.delenv("PYTHONPATH")
-    assert capsys.readouterr().out.count(": submitted job ") == len(plan.jobs)
+    probe = wait(probe_dir, cluster, timeout_s=120, poll_s=1).records["probe"]
+    assert (probe.state, probe.exit_code) == ("FAILED", "1:0")
+    assert "No module named 'slurmkit' (blocked by the test)" in (probe_dir / probe.log_path).read_text()
+    assert capsys.readouterr().out.count(": submitted job ") == len(plan.jobs) + 1
     records = wait(run_dir, cluster, timeout_s=300, poll_s=2).records
     assert {r.state for r in records.values()} == {"COMPLETED"}
 
