@@ -87,18 +87,20 @@ def matching_reference(reference: pd.DataFrame, configs: pd.DataFrame, metric: s
     if refs.empty or configs.empty:
         return refs.iloc[0:0].assign(measured_software=pd.Series(dtype=object))
     measured = configs.reindex(columns=[*SHAPE_COLUMNS, "gbs", "software"]).dropna(subset=SHAPE_COLUMNS)
-    ref_keys = [_shape_key(r.model, r.gpu, r.precision, r.task, r.seq_len) for r in refs.itertuples()]
-    ref_gbs = refs["gbs"] if "gbs" in refs.columns else pd.Series(None, index=refs.index, dtype=object)
-    ref_software = refs["software"].astype("string").fillna("") if "software" in refs.columns else (
-        pd.Series("", index=refs.index, dtype="string"))
+    gbs = refs["gbs"] if "gbs" in refs.columns else pd.Series(None, index=refs.index, dtype=object)
+    software = refs["software"] if "software" in refs.columns else pd.Series(None, index=refs.index, dtype=object)
+    by_shape: dict[tuple, list[tuple[int, float, str]]] = {}  # shape -> (position, published GBS, software)
+    for i, (r, g, sw) in enumerate(zip(refs.itertuples(), gbs, software)):
+        key = _shape_key(r.model, r.gpu, r.precision, r.task, r.seq_len)
+        by_shape.setdefault(key, []).append((i, g, software_text(sw)))
     kept: dict[int, set[str]] = {}
     for r in measured.itertuples():
-        key = _shape_key(r.model, r.gpu_model, r.precision, r.workload, r.seq_len)
         mine = software_text(r.software)
-        found = [i for i, (k, gbs) in enumerate(zip(ref_keys, ref_gbs))
-                 if k == key and (pd.isna(gbs) or (pd.notna(r.gbs) and int(gbs) == int(r.gbs)))]
-        same = [i for i in found if mine and ref_software.iloc[i] == mine]
-        for i in same or found:
+        found = [(i, sw) for i, g, sw in by_shape.get(_shape_key(r.model, r.gpu_model, r.precision, r.workload,
+                                                                 r.seq_len), [])
+                 if pd.isna(g) or (pd.notna(r.gbs) and int(g) == int(r.gbs))]
+        same = [(i, sw) for i, sw in found if mine and sw == mine]
+        for i, _ in same or found:
             kept.setdefault(i, set()).add(mine)
     order = sorted(kept)
     out = refs.iloc[order].copy()
