@@ -198,7 +198,8 @@ def build_charts(comparison: Comparison, steps: pd.DataFrame, reference: pd.Data
          "chart: target steps × mean step time after warm-up; mean of repeats, std as error bars.",
          lambda: charts.time_to_target_chart(configs, palette)),
         ("tokens_per_gpu", "Tokens/s per GPU vs nodes", "Measured throughput per GPU; hollow "
-         "black markers are published numbers for the same model, GPU and shape.",
+         "black markers are published numbers for the same model, GPU and shape (their legend "
+         "names the software version when it is not the run's).",
          lambda: charts.throughput_chart(configs, palette, reference)),
         ("tflops_per_gpu", "TFLOPS per GPU vs nodes", "Model TFLOPS per GPU from the FLOPs per "
          "token of Megatron's formula.", lambda: charts.tflops_chart(configs, palette, reference)),
