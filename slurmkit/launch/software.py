@@ -35,6 +35,10 @@ CONTAINERS: dict[str, ContainerSoftware] = {c.image: c for c in (
     # pulls (llama3.1/metadata.yaml: 'nvcr.io#nvidia/nemo:26.04.00').
     ContainerSoftware("nvcr.io/nvidia/nemo:26.04.00", "NeMo 26.04", _COMPONENTS_BRIDGE,
                       megatron_core="core_v0.17.0", megatron_bridge="v0.4.0", pytorch="v2.11.0"),
+    # NGC PyTorch 25.12: "based on 2.10.0a0+b4e4ee81d3", Python 3.12 (NVIDIA's release notes)
+    ContainerSoftware("nvcr.io/nvidia/pytorch:25.12-py3", "PyTorch 25.12",
+                      "https://docs.nvidia.com/deeplearning/frameworks/pytorch-release-notes/rel-25-12.html",
+                      pytorch="v2.10.0"),
 )}
 
 

@@ -90,7 +90,7 @@ def test_every_shipped_torchrun_job_is_covered(runs):
     names = {r["experiment"].stem for r in runs}
     assert {"local-smoke", "torchrun-fsdp", "torchrun-local", "torchrun-xe9680-8cx7"} <= names
     assert len(runs) >= 10
-    assert FLAG_SETS == ["torchrun-v2.11.0", "torchrun-v2.3.0"]
+    assert FLAG_SETS == ["torchrun-v2.10.0", "torchrun-v2.11.0", "torchrun-v2.3.0"]
 
 
 @pytest.mark.parametrize("name", FLAG_SETS)
@@ -130,9 +130,11 @@ def test_program_is_the_flag_set_of_the_containers_pytorch():
     assert torchrun.program(JobSpec.validate(base), site).version == "v2.3.0"  # the site's NeMo 24.05
     newer = JobSpec.validate({**base, "container_image": "nvcr.io/nvidia/nemo:26.04.00"})
     assert torchrun.program(newer, site).version == "v2.11.0"
+    ngc = JobSpec.validate({**base, "container_image": "nvcr.io/nvidia/pytorch:25.12-py3"})
+    assert torchrun.program(ngc, site).version == "v2.10.0"
     unknown = JobSpec.validate({**base, "container_image": "example.org/mine:1"})
     assert torchrun.program(unknown, site) is None and container_image(unknown, site) == "example.org/mine:1"
-    assert {j.params["container_image"] for j in plan.jobs} == {"nvcr.io/nvidia/nemo:26.04.00"}
+    assert {j.params["container_image"] for j in plan.jobs} == {"nvcr.io/nvidia/pytorch:25.12-py3"}
 
 
 def test_trainer_minimum_versions_agree_and_it_is_python_310_syntax():
@@ -171,7 +173,7 @@ def test_torchrun_real_parser_and_trainer_parser_accept_every_job(runs):
 
 def _trainer_experiment(write_yaml, **fields) -> Path:
     text = (ROOT / "experiments" / "torchrun-fsdp.yaml").read_text()
-    text = text.replace("container_image: nvcr.io/nvidia/nemo:26.04.00\n", "")
+    text = text.replace("container_image: nvcr.io/nvidia/pytorch:25.12-py3\n", "")
     return write_yaml("exp.yaml", text + "".join(f"{k}: {v}\n" for k, v in fields.items()))
 
 
@@ -195,7 +197,8 @@ def test_validate_warns_about_an_image_it_does_not_know(write_yaml):
     assert [str(w) for w in plan.warnings] == [(
         f"{exp}:22:18: slurmkit does not know the PyTorch version of container image"
         " 'example.org/pytorch:custom'; the example trainer's fsdp mode needs PyTorch >= 2.6 and"
-        " Python >= 3.10 (hint: check the image, or use one slurmkit knows: nvcr.io/nvidia/nemo:26.04.00)")]
+        " Python >= 3.10 (hint: check the image, or use one slurmkit knows: nvcr.io/nvidia/nemo:26.04.00,"
+        " nvcr.io/nvidia/pytorch:25.12-py3)")]
     with pytest.raises(ConfigError):
         make_plan(exp, strict=True)
 

@@ -53,3 +53,6 @@ def test_installed_package_works_from_another_directory(wheel, tmp_path):
     generated = slurmkit("generate", "local-smoke", "--out", "run")  # a shipped experiment, by name
     assert generated.returncode == 0, generated.stderr
     assert len(list((elsewhere / "run" / "scripts").glob("*.sbatch"))) == 2
+    # the installed package carries the example trainer into the run directory, bytes unchanged
+    (trainer,) = (elsewhere / "run" / "trainer").iterdir()
+    assert trainer.read_bytes() == (ROOT / "slurmkit" / "trainer" / "train.py").read_bytes()
