@@ -205,3 +205,12 @@ def test_the_shipped_fine_tuning_experiment_names_a_learning_rate_per_scheme():
     assert not plan.warnings
     rates = {(job.params["workload"], re.search(r"model\.optim\.lr=(\S+)", job.text).group(1)) for job in plan.jobs}
     assert {(w, float(v)) for w, v in rates} == {("sft", 1e-6), ("lora", 1e-4), ("ptuning", 1e-4)}
+
+
+def test_the_command_defaults_are_the_library_defaults():
+    """The command module imports only click (fast --help), so it states the defaults again."""
+    from slurmkit import finetune_data
+    from slurmkit.cli.data import prepare_data
+    defaults = {p.name: p.default for p in prepare_data.params}
+    assert defaults["validation_fraction"] == finetune_data.DEFAULT_VALIDATION_FRACTION
+    assert defaults["seed"] == finetune_data.DEFAULT_SEED
