@@ -24,7 +24,10 @@ expression as text, ``default_expr``). A custom Action class is recorded by name
 by you from its source.
 ``argparse.BooleanOptionalAction`` becomes two flags, ``--x`` (store_true) and ``--no-x``
 (store_false). Values that are not literals are kept as source text under ``unresolved`` and
-reported on stderr, so nothing is silently dropped.
+reported on stderr, so nothing is silently dropped; so is every call that hands the parser to
+code the file does not define (an ``extra_args_provider``, a factory that adds flags from a
+dataclass, as Megatron-LM does from core_v0.14), since flags added there are not read. The
+warnings are also kept in the JSON (``warnings``).
 
 Other helpers import this file: ``flag_set(...)`` returns the JSON-ready dict and
 ``dump_flag_set(data)`` its deterministic text.
@@ -169,6 +172,7 @@ def extract(source: str, path: str, entry: str | None = None, action_as: dict[st
     """The ``add_argument`` calls of one file (of ENTRY and what it calls, when given)."""
     tree = ast.parse(source, filename=path)
     scopes = _entry_functions(tree, entry) if entry else [tree]
+    local_defs = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     out = Extracted()
     calls = sorted({id(c): c for scope in scopes for c in ast.walk(scope) if isinstance(c, ast.Call)}.values(),
                    key=lambda c: (c.lineno, c.col_offset))
@@ -178,6 +182,7 @@ def extract(source: str, path: str, entry: str | None = None, action_as: dict[st
             abbrev = next((k.value for k in call.keywords if k.arg == "allow_abbrev"), None)
             out.allow_abbrev = True if abbrev is None else _value(abbrev)[1]
         if not (isinstance(call.func, ast.Attribute) and call.func.attr == "add_argument"):
+            _note_hidden_flags(call, func, local_defs, path, out.warnings)
             continue
         where = f"{path}:{call.lineno}"
         names = [_value(a) for a in call.args]
@@ -192,6 +197,22 @@ def extract(source: str, path: str, entry: str | None = None, action_as: dict[st
             continue
         _add_options(out, options, spec, where)
     return out
+
+
+_PARSER_METHODS = {"add_argument_group", "add_mutually_exclusive_group", "parse_args", "parse_known_args",
+                   "set_defaults", "add_subparsers", "error", "print_help"}
+
+
+def _note_hidden_flags(call: ast.Call, func: str, local_defs: set[str], path: str,
+                       warnings: list[str]) -> None:
+    """Warn when the parser is handed to code this file does not define (a provider passed in, a
+    factory that adds flags from a dataclass): flags added there are not read here."""
+    if func in local_defs or func.split(".")[-1] in _PARSER_METHODS:
+        return
+    if any(isinstance(a, ast.Name) and a.id in ("parser", "group") for a in [*call.args, *(k.value for k in
+                                                                              call.keywords)]):
+        warnings.append(f"{path}:{call.lineno}: {ast.unparse(call)[:80]} may add flags this extractor does"
+                        " not read; check that code (and extract it too if it does)")
 
 
 def _add_options(out: Extracted, options: list[str], spec: dict[str, Any], where: str) -> None:
@@ -233,6 +254,8 @@ def flag_set(git_dir: Path | str, repo: str, tag: str, sources: list[tuple[str, 
                             "flags": dict(sorted(flags.items()))}
     if positionals:
         data["positionals"] = positionals
+    if warnings:  # kept with the facts: what was not read, for whoever trusts the file
+        data["warnings"] = warnings
     return data, warnings
 
 

@@ -30,6 +30,8 @@ SOURCE = textwrap.dedent('''
         parser = argparse.ArgumentParser(description="demo", allow_abbrev=False)
         parser = _add_model_args(parser)
         parser = _add_data_args(parser)
+        if extra is not None:
+            parser = extra(parser)
         return parser
 
     def _add_model_args(parser):
@@ -89,7 +91,8 @@ def test_extraction_equals_the_parser_the_source_builds():
         if spec["action"] is None:
             assert spec["nargs"] == action.nargs, option
     assert found.flags["--mode"]["const"] == "fast"
-    assert not found.warnings
+    assert found.warnings == [("demo.py:9: extra(parser) may add flags this extractor does not read;"
+                               " check that code (and extract it too if it does)")]
 
 
 def test_whole_file_without_entry_and_problems_reported():
@@ -115,7 +118,8 @@ def test_flag_set_from_a_git_tag_round_trips(tmp_path):
     subprocess.run([*git, "tag", "v1"], check=True)
     (repo / "args.py").write_text("")  # the working tree is not what is read: the tag is
     data, warnings = ex.flag_set(repo, "owner/demo", "v1", [("args.py", "parse_args")], "demo")
-    assert not warnings and data["version"] == "v1" and data["allow_abbrev"] is False
+    assert data["warnings"] == warnings and len(warnings) == 1  # the provider parse_args may call
+    assert data["version"] == "v1" and data["allow_abbrev"] is False
     assert data["sources"][0]["path"] == "args.py" and len(data["sources"][0]["commit"]) == 40
     text = ex.dump_flag_set(data)
     assert json.loads(text) == data and text == ex.dump_flag_set(json.loads(text))

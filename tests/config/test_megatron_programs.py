@@ -216,6 +216,10 @@ def test_flag_set_file_records_its_source():
     assert {s["commit"] for s in data["sources"]} == {"a645f89671be698612170539f2089dc15db66a80"}
     assert [s["flag_count"] for s in data["sources"]] == [len(data["flags"]), 0]  # pretrain_gpt.py adds none
     assert data["flags"]["--timing-log-level"]["choices"] == [0, 1, 2]  # choices=range(0,3) in the source
+    # the one call that could add flags unread: parse_args' extra_args_provider, which pretrain_gpt.py
+    # leaves None at the tag (it calls pretrain(...) with args_defaults only)
+    assert [w.split(":")[:2] + [w.split(": ")[1].split(" ")[0]] for w in data["warnings"]] == [
+        ["megatron/training/arguments.py", "49", "extra_args_provider(parser)"]]
 
 
 @pytest.mark.parametrize("edits, message", [
