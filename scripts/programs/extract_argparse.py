@@ -26,7 +26,7 @@ by you from its source.
 (store_false). Values that are not literals are kept as source text under ``unresolved`` and
 reported on stderr, so nothing is silently dropped; so is every call that hands the parser to
 code the file does not define (an ``extra_args_provider``, a factory that adds flags from a
-dataclass, as Megatron-LM does from core_v0.14), since flags added there are not read. The
+dataclass, as Megatron-LM does from core_v0.16), since flags added there are not read. The
 warnings are also kept in the JSON (``warnings``).
 
 Other helpers import this file: ``flag_set(...)`` returns the JSON-ready dict and
