@@ -34,6 +34,8 @@ def check_arguments(spec: JobSpec, site: Site, loaded: LoadedExperiment, where: 
     """Problems with the point's program and the experiment's ``extra_args`` (each at its line)."""
     module = launcher_module(spec.launcher)
     program = program_for(module, spec, site, model)
+    if hasattr(module, "extra_args_program"):  # torchrun: extra_args go to the training script
+        program = module.extra_args_program(loaded.experiment.program is not None)
     if program is None:
         if getattr(module, "PROGRAM_REQUIRED", False):
             return [_unknown_image(module, spec, site, model, where)]

@@ -3,7 +3,8 @@
 The example trainer (``slurmkit/trainer/train.py``, standard library and PyTorch only) is copied
 into the run directory as ``trainer/train-<hash>.py`` and torchrun runs that file, so the job's
 container needs PyTorch, not slurmkit. ``check`` refuses a container whose PyTorch is too old for
-it; ``program`` gives torchrun's own flags at the container's PyTorch version.
+it; ``program`` gives torchrun's own flags at the container's PyTorch version (what the template
+passes; tests parse them), ``extra_args_program`` the flags the experiment's ``extra_args`` meet.
 """
 from __future__ import annotations
 
@@ -62,6 +63,13 @@ def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
         return load_program(f"torchrun-{software.pytorch}")
     except KeyError:
         return None
+
+
+def extra_args_program(custom_program: bool) -> FlagSet | None:
+    """What an experiment's ``extra_args`` are checked against: they follow the training script's
+    own arguments, so the example trainer's flags (``slurmkit-trainer.json``, written from
+    trainer/train.py by scripts/programs/extract_trainer.py), or None for the user's program."""
+    return None if custom_program else load_program("slurmkit-trainer")
 
 
 def pytorch_version(tag: str) -> tuple[int, int]:

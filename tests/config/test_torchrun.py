@@ -221,3 +221,29 @@ def test_the_trainer_file_is_written_once_content_addressed_with_the_users_umask
     assert trainer.name == f"train-{hashlib.sha256(data).hexdigest()[:12]}.py" and trainer.read_bytes() == data
     assert stat.S_IMODE(trainer.stat().st_mode) == 0o640  # 0o644 less the umask
     assert not any(p.name.endswith(".tmp") for p in trainer.parent.iterdir())
+
+
+def test_the_trainer_flag_set_is_a_fresh_extraction_of_the_trainer():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("extract_trainer", ROOT / "scripts/programs/extract_trainer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = (PROGRAMS_DIR / "slurmkit-trainer.json").read_text()
+    assert shipped == module.dump_flag_set(module.flag_set()), \
+        "rerun scripts/programs/extract_trainer.py --out slurmkit/data/programs/slurmkit-trainer.json"
+
+
+def test_extra_args_are_checked_against_the_trainer_not_torchrun(write_yaml):
+    base = (ROOT / "experiments" / "torchrun-fsdp.yaml").read_text()
+    plan = make_plan(write_yaml("ok.yaml", base + 'extra_args: ["--seed", "3"]\n'))
+    assert plan.jobs[0].text.endswith("    --precision bf16 \\\n    --seed 3\n")
+    exp = write_yaml("typo.yaml", base + 'extra_args: ["--sede", "3", "--tee", "3"]\n')
+    with pytest.raises(ConfigError) as err:
+        make_plan(exp)
+    assert err.value.lines() == [
+        (f"error: {exp}:23:14: extra_args[0]: --sede is not a flag of slurmkit example trainer (this checkout)"
+        " (hint: did you mean --seed?)"),
+        (f"error: {exp}:23:29: extra_args[2]: --tee is not a flag of slurmkit example trainer (this checkout)"
+        " (hint: did you mean --seed?)")]  # a torchrun flag, but it would reach the trainer
+    own = write_yaml("own.yaml", base + 'program:\n  script: /w/train.py\nextra_args: ["--anything"]\n')
+    assert make_plan(own).jobs  # the user's program: its flags are the user's business
