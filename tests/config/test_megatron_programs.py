@@ -253,3 +253,17 @@ def test_an_image_without_a_flag_set_is_a_warning(tmp_path):
         " /opt/megatron-lm)")]
     with pytest.raises(ConfigError):
         make_plan(path, strict=True)
+
+
+def test_hostile_paths_reach_megatron_intact(tmp_path):
+    text = (HERE / "data" / "golden" / "megatron-pretrain-xe9680-8cx7.yaml").read_text()
+    hostile = "/mnt/powerscale/ck pts/it's $(rm -rf ~); `x`"
+    text = text.replace("checkpoint_dir: /mnt/powerscale/checkpoints/megatron", f'checkpoint_dir: "{hostile}"')
+    text += 'dataset: "/mnt/powerscale/data/my corpus;x/text_document"\n'
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    job = make_plan(path).jobs[0]
+    ns = parse_flags(flag_set_of(job), megatron_argv(job)[1])
+    assert ns.save == ns.load == f"{hostile}/{job.run_id}"
+    assert ns.data_path == ["/mnt/powerscale/data/my corpus;x/text_document"] and not ns.mock_data
+    subprocess.run(["bash", "-n", "-c", job.text], check=True)
