@@ -48,14 +48,16 @@ SITE_FIELDS = ("site", "gpus_per_node", "gpu_model", "gpu_mem_gib", "gpu_peak_tf
                "adapters_per_node", "adapter_model", "adapter_rate_gbps", "fabric", "storage_type",
                "cost_per_node_hour", "time_limit_min")
 JOB_FIELDS = ("workload", "launcher", "model", "nodes", "tp", "pp", "cp", "vpp",
-              "sequence_parallel", "mbs", "gbs", "seq_len", "precision", "steps", "dataset")
+              "sequence_parallel", "mbs", "gbs", "seq_len", "precision", "steps", "dataset",
+              "container_image")
 CONFIG_FIELDS = JOB_FIELDS + SITE_FIELDS
 # Columns that follow from the configuration fields; kept for display, never part of a key.
 FOLLOWER_FIELDS = ("gpus", "dp", "model_params", "model_layers", "model_hidden", "model_ffn_hidden",
-                   "model_heads", "model_kv_heads", "model_vocab", "mem_estimate_gib", "warmup_steps")
+                   "model_heads", "model_kv_heads", "model_vocab", "mem_estimate_gib", "warmup_steps",
+                   "software")
 # Fields tried, in order, when the caller does not say what to compare.
 AUTO_BY = ("adapters_per_node", "site", "storage_type", "fabric", "adapter_model", "gpu_model",
-           "node_model", "precision", "launcher", "tp", "pp", "mbs", "gbs", "seq_len")
+           "node_model", "precision", "launcher", "container_image", "tp", "pp", "mbs", "gbs", "seq_len")
 REQUIRED_COLUMNS = ("run_id", "status")
 DEFAULT_NOISE_PCT = 1.0
 

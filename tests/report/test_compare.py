@@ -162,3 +162,18 @@ def test_choose_by_none_when_nothing_varies(runs):
 def test_baseline_given_as_text_matches_numbers(runs):
     c = compare_runs(runs, by="adapters_per_node", baseline="8")
     assert c.baseline == 8 and set(c.pairs["candidate"]) == {4}
+
+
+def test_runs_in_different_containers_are_never_pooled(make_run):
+    # the same shape on the same site, measured in two container releases: two configurations
+    rows = [make_run("m7", 1, "A", r, time_s=t, tps=v, container_image=image, software=label)
+            for r, (t, v, image, label) in enumerate([
+                (1000.0, 100.0, "nvcr.io/nvidia/nemo:24.05", "NeMo 24.05"),
+                (1000.0, 100.0, "nvcr.io/nvidia/nemo:24.05", "NeMo 24.05"),
+                (800.0, 125.0, "nvcr.io/nvidia/nemo:24.07", "NeMo 24.07")])]
+    configs = aggregate_repeats(normalize_runs(pd.DataFrame(rows))[0])
+    by_image = configs.set_index("container_image")
+    assert len(configs) == 2
+    assert by_image.loc["nvcr.io/nvidia/nemo:24.05", "tokens_per_s_per_gpu_n"] == 2
+    assert by_image.loc["nvcr.io/nvidia/nemo:24.07", "tokens_per_s_per_gpu_mean"] == 125.0
+    assert by_image.loc["nvcr.io/nvidia/nemo:24.07", "software"] == "NeMo 24.07"
