@@ -145,13 +145,14 @@ def _megatron_start_up_checks(ns: Namespace, gpus: int, dp: int) -> None:
 def test_the_shipped_experiment_has_the_reference_shapes():
     plan = make_plan(SHIPPED, strict=True)
     assert not plan.warnings
-    shapes = {}
+    shapes, limits = {}, {}
     for job in plan.jobs:
         p, ns = job.params, parse_flags(flag_set_of(job), megatron_argv(job)[1])
         recompute = "full" if ns.recompute_granularity == "full" else "selective" if ns.recompute_activations else None
         shapes[(p["site"], p["model"], p["nodes"])] = (p["tp"], p["pp"], p["vpp"], p["sequence_parallel"],
                                                       p["gbs"], p["seq_len"], p["steps"], p["precision"],
                                                       p["dataset"], recompute)
+        limits[(p["model"], p["nodes"])] = p["time_limit_min"]
     seven = (1, 1, None, False, 128, 4096, 500, "bf16", "synthetic", "selective")
     seventy = (4, 4, 5, True, 128, 4096, 500, "bf16", "synthetic", "selective")
     expected = {}
@@ -160,6 +161,9 @@ def test_the_shipped_experiment_has_the_reference_shapes():
         expected |= {(site, "llama2-70b", n): seventy for n in (4, 8)}
         expected[(site, "llama2-70b", 2)] = (*seventy[:-1], "full")  # as the NeMo 70B experiment
     assert shapes == expected
+    # 500 70B steps on 2 nodes with full recompute take about 6 h at NVIDIA's published BF16 rate
+    assert limits == {**{("llama2-7b", n): 120 for n in (1, 2, 4, 8)},
+                      ("llama2-70b", 2): 480, ("llama2-70b", 4): 240, ("llama2-70b", 8): 180}
 
 
 @pytest.mark.parametrize("extra, message", [
