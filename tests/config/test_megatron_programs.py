@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from slurmkit.catalog import BUILTIN
 from slurmkit.errors import ConfigError
-from slurmkit.experiment import JobSpec
+from slurmkit.experiment import Experiment, JobSpec
 from slurmkit.launch import megatron
+from slurmkit.launch.common import Job, resolve_paths
 from slurmkit.launch.flagparser import FlagError, parse_flags
 from slurmkit.launch.programs import PROGRAMS_DIR, FlagSet, load_program
 from slurmkit.launch.software import container_software
@@ -271,3 +273,26 @@ def test_hostile_paths_reach_megatron_intact(tmp_path):
     assert ns.save == ns.load == f"{hostile}/{job.run_id}"
     assert ns.data_path == ["/mnt/powerscale/data/my corpus;x/text_document"] and not ns.mock_data
     subprocess.run(["bash", "-n", "-c", job.text], check=True)
+
+
+@pytest.mark.parametrize("model_name", ["gpt3-175b", "tiny-gpt", "mistral-7b"])
+def test_each_architecture_field_becomes_its_flag(model_name):
+    """Models no shipped experiment runs with Megatron-LM: their flags exist too, and each
+    catalogue field reaches Megatron (GPT-3: LayerNorm, learned positions, biases, tied
+    embeddings, GELU, Megatron's dropout)."""
+    site, _ = load_site("xe9680-8cx7")
+    model = BUILTIN[model_name]
+    spec = JobSpec.validate({"site": site.name, "model": model_name, "workload": "pretrain",
+                             "launcher": "megatron", "nodes": 1, "steps": 10, "gbs": 8,
+                             "seq_len": min(2048, model.max_seq_len)})
+    experiment = Experiment.validate({"schema_version": 1, "name": "x", "sites": [site.name]})
+    job = Job("run", spec, model, site, experiment, resolve_paths(spec, site, experiment, "run"))
+    argv = [arg for group in megatron.command(job) for arg in group]
+    ns = parse_flags(megatron.program(spec, site), argv[1:])
+    assert ns.normalization == ("LayerNorm" if model.family == "gpt" else "RMSNorm")
+    assert ns.position_embedding_type == ("learned_absolute" if model.learned_positions else "rope")
+    assert ns.swiglu == (model.mlp == "swiglu") and ns.add_bias_linear == model.bias
+    assert ns.untie_embeddings_and_output_weights == (not model.tied_embeddings)
+    assert ns.group_query_attention == (model.kv_heads != model.heads)
+    dropout = 0.1 if model.family == "gpt" else 0.0  # 0.1: Megatron's default at the tag
+    assert (ns.hidden_dropout, ns.attention_dropout) == (dropout, dropout)
