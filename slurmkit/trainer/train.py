@@ -185,14 +185,20 @@ def mean_over_ranks(value: float, device: torch.device) -> float:
     return t.item() / dist.get_world_size()
 
 
+def say(line: str) -> None:
+    """One log line in one write: torchrun runs workers unbuffered (``python -u``), where print()
+    writes the text and its newline separately and another rank's line can land in between."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     args = parse_args(argv, prog)
     if torch_version(torch.__version__) < MIN_TORCH[args.parallel]:
         sys.exit(f"error: the example trainer's --parallel {args.parallel} needs PyTorch >="
                  f" {'.'.join(map(str, MIN_TORCH[args.parallel]))}, found {torch.__version__}")
     rank, local_rank, world, device = init_distributed()
-    print(f"SKTRAIN start rank={rank} local_rank={local_rank} world_size={world} "
-          f"host={socket.gethostname()}", flush=True)
+    say(f"SKTRAIN start rank={rank} local_rank={local_rank} world_size={world} host={socket.gethostname()}")
     accum = grad_accumulation(args, world)
     torch.manual_seed(args.seed)  # same initial weights on every rank
     model = TinyGPT(args.vocab, args.seq_len, args.layers, args.hidden, args.heads,
@@ -210,12 +216,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         loss = mean_over_ranks(local_loss, device)
         step_time_s = time.perf_counter() - start
         if rank == 0:
-            print(f"SKTRAIN step={step + 1}/{args.steps} loss={loss:.6f} lr={lr_at(step, args):.6g} "
-                  f"grad_norm={grad_norm:.6f} step_time_s={step_time_s:.6f} "
-                  f"tokens_per_s_per_gpu={tokens_per_step_per_rank / step_time_s:.3f} "
-                  f"time_unix={time.time():.3f}", flush=True)
+            say(f"SKTRAIN step={step + 1}/{args.steps} loss={loss:.6f} lr={lr_at(step, args):.6g} "
+                f"grad_norm={grad_norm:.6f} step_time_s={step_time_s:.6f} "
+                f"tokens_per_s_per_gpu={tokens_per_step_per_rank / step_time_s:.3f} "
+                f"time_unix={time.time():.3f}")
     if rank == 0:
-        print(f"SKTRAIN done steps={args.steps} final_loss={loss:.6f}", flush=True)
+        say(f"SKTRAIN done steps={args.steps} final_loss={loss:.6f}")
     if dist.is_initialized():
         dist.barrier()  # no rank tears gloo down while another still talks (aborts under FSDP)
         dist.destroy_process_group()
