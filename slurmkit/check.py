@@ -10,7 +10,7 @@ from typing import Callable
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import DATASET_NAMES, JobSpec
-from slurmkit.launch import bridge, megatron, torchrun
+from slurmkit.launch import bridge, megatron, nemo2, torchrun
 from slurmkit.memory import MemoryEstimate
 from slurmkit.site import Site
 
@@ -62,6 +62,8 @@ def _launcher(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list
         return _bridge(spec, site, where)
     if spec.launcher == "megatron":
         return megatron.check(spec, site, where)
+    if spec.launcher == "nemo2":
+        return nemo2.check(spec, site, where)
     return []
 
 

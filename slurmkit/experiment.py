@@ -38,7 +38,7 @@ class JobSpec(Model):
     site: str
     model: Annotated[str, Pattern(NAME_PATTERN)]
     workload: Literal["pretrain", "sft", "lora", "ptuning"]
-    launcher: Literal["nemo", "megatron", "torchrun", "megatron-bridge"]
+    launcher: Literal["nemo", "megatron", "torchrun", "megatron-bridge", "nemo2"]
     nodes: Positive
     steps: Positive
     warmup_steps: Annotated[int, Ge(0)] = 10

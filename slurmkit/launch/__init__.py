@@ -16,7 +16,7 @@ from types import ModuleType
 
 # launcher name (JobSpec.launcher) -> module under slurmkit.launch
 LAUNCHER_MODULES = {"nemo": "nemo1", "megatron": "megatron", "torchrun": "torchrun",
-                    "megatron-bridge": "bridge"}
+                    "megatron-bridge": "bridge", "nemo2": "nemo2"}
 
 
 def launcher_module(launcher: str) -> ModuleType:

@@ -8,6 +8,8 @@ at one version, with where it was read (repository, tag, path):
   code with a default where the YAML lacks them (``cfg.get("context_parallel_size", 1)``), each
   with the file:line that reads it. An override of a YAML key is ``key=value``; of a code key
   ``+key=value`` (Hydra refuses a plain override of an absent key in struct mode).
+- ``kind: fiddle``: a NeMo 2 recipe's Config tree (``slurmkit.launch.nemo2``): ``keys`` as for
+  hydra (every key is set with a plain ``key=value``), plus ``types`` (annotation per key).
 - ``kind: argparse``: a program's flags (``flags`` maps ``--flag`` to ``{"nargs", "action",
   "choices"}``), for Megatron-LM, Megatron-Bridge scripts and torchrun.
 
@@ -91,7 +93,7 @@ def load_program(name: str) -> KeySet | FlagSet:
         raise KeyError(name)
     data = json.loads(path.read_text(encoding="utf-8"))
     head = (name, data["program"], data["version"], _sources(data))
-    if data["kind"] == "hydra":
+    if data["kind"] in ("hydra", "fiddle"):  # fiddle: a NeMo-Run recipe's Config tree (key=value)
         return KeySet(*head, keys=data["keys"], code_keys=data.get("code_keys", {}))
     return FlagSet(*head, flags=data["flags"])
 

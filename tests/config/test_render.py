@@ -45,7 +45,7 @@ def test_golden(scenario, update_golden):
 
 def test_every_launcher_has_goldens():
     launchers = {s.stem.split("-")[0] for s in SCENARIOS}
-    assert launchers == {"nemo", "megatron", "torchrun"}
+    assert launchers == {"nemo", "megatron", "torchrun", "nemo2"}
     assert {p.stem for p in GOLDEN.glob("*.sbatch")} == {s.stem for s in SCENARIOS}
 
 
