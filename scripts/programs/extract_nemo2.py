@@ -181,19 +181,20 @@ def dataclass_fields(src: Source, module: str, node: ast.ClassDef) -> dict[str, 
     return {**fields, **own}
 
 
-def members(src: Source, module: str, name: str) -> tuple[dict, str]:
+def members(src: Source, module: str, name: str) -> tuple[dict, str, bool]:
+    """(parameters, the module defining it, whether it also takes **kwargs)."""
     found = src.find(module, name)
     if found is None:
         raise SystemExit(f"{module}.{name}: not found in the files read")
     where, node = found
     if isinstance(node, ast.FunctionDef):
-        return init_params(node), where
+        return init_params(node), where, node.args.kwarg is not None
     if is_dataclass(node):
-        return dataclass_fields(src, where, node), where
+        return dataclass_fields(src, where, node), where, False
     init = next((s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
     if init is None:
         raise SystemExit(f"{module}.{name}: no __init__ and not a dataclass")
-    return init_params(init), where
+    return init_params(init), where, init.args.kwarg is not None
 
 
 def lightning_trainer(repo: str) -> tuple[dict, list[dict]]:
@@ -213,7 +214,7 @@ def lightning_trainer(repo: str) -> tuple[dict, list[dict]]:
 
 def factory(src: Source, recipe: str) -> dict:
     module = f"nemo.collections.llm.recipes.{recipe}"
-    params, _ = members(src, module, "pretrain_recipe")
+    params, _, _ = members(src, module, "pretrain_recipe")
     return {"module": module, "function": "pretrain_recipe", "params": sorted(params)}
 
 
@@ -227,13 +228,15 @@ def main() -> None:
     trainer, lightning_sources = lightning_trainer(args.lightning)
     for recipe, config_class in RECIPES.items():
         src = Source(args.nemo_wheel_dir, args.megatron)
-        keys, types, sections = {}, {}, {}
+        keys, types, sections, var_keyword = {}, {}, {}, []
         for section, (module, name) in SECTIONS.items():
             if section == "trainer":
-                found, where = trainer, "lightning.pytorch.trainer.trainer"
+                found, where, kwargs = trainer, "lightning.pytorch.trainer.trainer", False
             else:
-                found, where = members(src, module, name or config_class)
+                found, where, kwargs = members(src, module, name or config_class)
             sections[section] = f"{where}.{name or config_class}"
+            if kwargs:  # fiddle takes any name there; slurmkit's key set only the named ones
+                var_keyword.append(section)
             for key, (annotation, default) in found.items():
                 keys[f"{section}.{key}"], types[f"{section}.{key}"] = default, annotation
         fact = factory(src, recipe)
@@ -245,7 +248,7 @@ def main() -> None:
             "read_from": f"{WHEEL} (PyPI)" + (f", sha256 {hashlib.sha256(args.wheel.read_bytes()).hexdigest()}"
                                                if args.wheel else ""),
             "sources": sources + lightning_sources,
-            "sections": sections, "factory": fact,
+            "sections": sections, "var_keyword": var_keyword, "factory": fact,
             "keys": dict(sorted(keys.items())), "code_keys": {}, "types": dict(sorted(types.items())),
         }
         path = OUT / f"nemo2-{NEMO_TAG}-{recipe}.json"
