@@ -31,6 +31,10 @@ from slurmkit.site import Site
 
 # slurmkit model -> module of nemo.collections.llm.recipes (NeMo v2.5.0)
 RECIPES = {"llama3-8b": "llama3_8b", "llama3-70b": "llama3_70b"}
+# Recipes whose trainer() sets a pipeline dtype (llama3_70b.py: torch.bfloat16; llama3_8b.py:
+# None). llm.pretrain asserts one for pp > 1 (api.py _validate_config), and a torch dtype is not
+# a value the entry's key=value settings can carry, so pp > 1 needs one of these recipes.
+PIPELINE_DTYPE_RECIPES = {"llama3_70b"}
 # What the performance scripts' Slurm executor exports (scripts/performance/executors.py at
 # v2.5.0rc0: PERF_ENV_VARS, and expandable segments on every GPU but B200)
 PERF_ENV = {"TORCH_NCCL_AVOID_RECORD_STREAMS": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -101,8 +105,8 @@ def command(job: Job) -> list[list[str]]:
     ``key=value`` per line."""
     spec, site = job.spec, job.site
     env = [f"{k}={v}" for k, v in sorted(environment(spec).items())]
-    # the null tokenizer adds an end-of-document id: vocab - 1 gives the model its own vocabulary
-    # (128256 for Llama 3, already a multiple of 128, so Megatron pads nothing)
+    # the null tokenizer adds an end-of-document id, so vocab - 1 gives the model its own vocabulary,
+    # which NeMo pads to a multiple of 128 x tp as for the real tokenizer (lightning/base.py)
     return [["env", *env], [site.software.python, "-u", entry_file()],
             ["--recipe", RECIPES[spec.model]], ["--vocab-size", str(job.model.vocab - 1)],
             ["--performance-mode"],
@@ -159,6 +163,12 @@ def check(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Pro
         problems.append(Problem("launcher nemo2 runs pretraining on mock data only",
                                 where("workload") if spec.workload != "pretrain" else where("dataset"),
                                 "use workload: pretrain, dataset: synthetic"))
+    if spec.pp > 1 and spec.model in RECIPES and RECIPES[spec.model] not in PIPELINE_DTYPE_RECIPES:
+        problems.append(Problem(f"pp={spec.pp}: NeMo's {RECIPES[spec.model]} recipe sets no pipeline dtype,"
+                                " which llm.pretrain requires with pipeline parallelism", where("pp"),
+                                "use pp: 1 for this model"))
+    if spec.vpp is not None and spec.pp > 1:
+        problems += _interleaved(spec, site, where)
     if spec.precision != "bf16":
         problems.append(Problem(f"launcher nemo2 runs the recipe's BF16 mixed precision only, not {spec.precision}",
                                 where("precision"), "use precision: bf16"))
@@ -167,3 +177,18 @@ def check(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Pro
                                 " turned off, as in NVIDIA's performance scripts)",
                                 where("checkpoint_interval"), "remove checkpoint_interval"))
     return problems
+
+
+def _interleaved(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Problem]:
+    """Megatron Core core_v0.14.0's interleaved schedule groups micro-batches by pp
+    (model_parallel_config.py: microbatch_group_size_per_vp_stage defaults to pp) and refuses a
+    count that is below pp or leaves a partial group (schedules.py, before the first step)."""
+    dp = spec.nodes * site.gpu.count_per_node // (spec.tp * spec.pp * spec.cp)
+    if dp == 0 or spec.gbs % (spec.mbs * dp):
+        return []  # the generic checks report the shape
+    micro = spec.gbs // (spec.mbs * dp)
+    if micro >= spec.pp and micro % spec.pp == 0:
+        return []
+    return [Problem(f"vpp={spec.vpp}: Megatron Core's interleaved schedule needs the {micro} micro-batches"
+                    f" per step (gbs / (mbs * dp)) to be a multiple of pp={spec.pp}", where("vpp", "gbs"),
+                    f"use a gbs that gives a multiple of {spec.pp} micro-batches, or no vpp")]

@@ -352,6 +352,10 @@ def _yaml(change: dict) -> str:
     ({"precision": "fp8"}, "precision", "launcher nemo2 runs the recipe's BF16 mixed precision only, not fp8"),
     ({"checkpoint_interval": "10"}, "checkpoint_interval", "launcher nemo2 writes no checkpoints"),
     ({"dataset": "/data/x"}, "dataset", "launcher nemo2 runs pretraining on mock data only"),
+    ({"pp": "2"}, "pp", "pp=2: NeMo's llama3_8b recipe sets no pipeline dtype, which llm.pretrain requires"),
+    ({"model": "llama3-70b", "nodes": "8", "tp": "4", "pp": "4", "vpp": "5", "sequence_parallel": "true",
+      "gbs": "132"}, "vpp", ("vpp=5: Megatron Core's interleaved schedule needs the 66 micro-batches per step"
+                             " (gbs / (mbs * dp)) to be a multiple of pp=4")),
 ])
 def test_validate_refuses_what_the_entry_cannot_run(write_yaml, change, field, message):
     text = _yaml(change)
