@@ -1,7 +1,7 @@
 """NeMo 2.x: NeMo's own Llama 3 pretraining recipe, built and run by each ``srun`` task.
 
 What a real user runs: NVIDIA's NeMo 2 benchmarks (dgxc-benchmarking up to v25.08) call NeMo's
-``scripts/performance/llm/pretrain_llama3_8b.py``, which builds
+``scripts/performance/llm/pretrain_*.py``; ``pretrain_llama3_8b.py`` (v2.5.0rc0) builds
 ``llm.recipes.llama3_8b.pretrain_recipe(performance_mode=True)``, sets its Config tree
 (``helpers.py``: ``set_primary_perf_configs``, ``set_exp_logging_configs``), gives it the null
 tokenizer, and has NeMo-Run's ``SlurmExecutor`` submit a job whose ``srun`` starts one task per
