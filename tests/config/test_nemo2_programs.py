@@ -414,3 +414,35 @@ def _spec(job: JobPlan):
 def _site(job: JobPlan):
     from slurmkit.site import load_site
     return load_site(job.params["site"])[0]
+
+
+def _extractor():
+    spec = importlib.util.spec_from_file_location("extract_nemo2", ROOT / "scripts" / "programs" / "extract_nemo2.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_extractor_reads_init_parameters_and_dataclass_fields_across_modules(tmp_path):
+    ex = _extractor()
+    files = {
+        "nemo/a/base.py": "from dataclasses import dataclass, field\nfrom typing import ClassVar\n"
+                          "@dataclass\nclass Base:\n    x: int = 1\n    y: str = 'a'\n    K: ClassVar[int] = 3\n"
+                          "    z: list = field(default_factory=list)\n",
+        "nemo/a/child.py": "from dataclasses import dataclass, field\nfrom .base import Base as B\n"
+                           "@dataclass\nclass Child(B, io.IOMixin):\n    y: str = 'b'\n"
+                           "    z: list = field(init=False)\n    w: Optional[float] = None\n",
+        "nemo/b.py": "from nemo.a.child import Child\nclass Plain:\n"
+                     "    def __init__(self, p: int = 2, *, q: bool = False, **kwargs):\n        pass\n"
+                     "def fn(library: str = 'sentencepiece', vocab_size: Optional[int] = None):\n    pass\n",
+    }
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    src = ex.Source(tmp_path, megatron="/nonexistent")
+    fields, where, kwargs = ex.members(src, "nemo.b", "Child")  # followed through the import
+    assert (fields, where, kwargs) == ({"x": ("int", 1), "y": ("str", "b"), "w": ("Optional[float]", None)},
+                                       "nemo.a.child", False)
+    assert ex.members(src, "nemo.b", "Plain") == ({"p": ("int", 2), "q": ("bool", False)}, "nemo.b", True)
+    assert ex.members(src, "nemo.b", "fn")[0] == {"library": ("str", "sentencepiece"),
+                                                  "vocab_size": ("Optional[int]", None)}
