@@ -70,6 +70,17 @@ def git_show(git_dir: Path | str, tag: str, path: str) -> str:
                           capture_output=True, text=True).stdout
 
 
+def literal_default(node: ast.AST | None) -> Any:
+    """A default as JSON: the literal when it is one, else None (computed in code)."""
+    if node is None:
+        return None
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    return value if isinstance(value, (str, int, float, bool, type(None), list)) else None
+
+
 def git_commit(git_dir: Path | str, tag: str) -> str:
     return subprocess.run(["git", "-C", str(git_dir), "rev-parse", f"{tag}^{{commit}}"], check=True,
                           capture_output=True, text=True).stdout.strip()

@@ -28,8 +28,11 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import subprocess
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared readers beside this file
+from extract_argparse import git_show, literal_default  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[2] / "slurmkit" / "data" / "programs"
 BRIDGE_REPO, CORE_REPO = "NVIDIA-NeMo/Megatron-Bridge", "NVIDIA/Megatron-LM"
@@ -75,20 +78,6 @@ CORE_FILES = {
 }
 
 
-def git_show(repo_dir: str, tag: str, path: str) -> str:
-    return subprocess.run(["git", "-C", repo_dir, "show", f"{tag}:{path}"], check=True,
-                          capture_output=True, text=True).stdout
-
-
-def _literal(node: ast.AST | None):
-    """A default as JSON: the literal when it is one, else None (computed in code)."""
-    if node is None:
-        return None
-    try:
-        value = ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
-        return None
-    return value if isinstance(value, (str, int, float, bool, type(None), list)) else None
 
 
 class Module:
@@ -159,9 +148,9 @@ def _default(value: ast.expr | None):
     if isinstance(value, ast.Call) and _base_name(value.func) == "field":
         for kw in value.keywords:
             if kw.arg == "default":
-                return _literal(kw.value)
+                return literal_default(kw.value)
         return None
-    return _literal(value)
+    return literal_default(value)
 
 
 def main() -> None:

@@ -28,7 +28,11 @@ import ast
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared readers beside this file
+from extract_argparse import git_show, literal_default  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[2] / "slurmkit" / "data" / "programs"
 NEMO_TAG, CORE_TAG = "v2.5.0", "core_v0.14.0"
@@ -62,20 +66,6 @@ def module_path(module: str) -> str:
     return module.replace(".", "/") + ".py"
 
 
-def git_show(repo_dir: str, tag: str, path: str) -> str:
-    return subprocess.run(["git", "-C", repo_dir, "show", f"{tag}:{path}"], check=True,
-                          capture_output=True, text=True).stdout
-
-
-def literal(node: ast.expr | None):
-    """A default as JSON: the literal when it is one, else None (computed in code)."""
-    if node is None:
-        return None
-    try:
-        value = ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
-        return None
-    return value if isinstance(value, (str, int, float, bool, type(None), list)) else None
 
 
 class Source:
@@ -149,7 +139,7 @@ def init_params(fn: ast.FunctionDef) -> dict[str, tuple[str | None, object]]:
     for arg, default in [*zip(positional, defaults), *zip(a.kwonlyargs, a.kw_defaults)]:
         if arg.arg in ("self", "cls"):
             continue
-        out[arg.arg] = (ast.unparse(arg.annotation) if arg.annotation else None, literal(default))
+        out[arg.arg] = (ast.unparse(arg.annotation) if arg.annotation else None, literal_default(default))
     return out
 
 
@@ -172,10 +162,10 @@ def dataclass_fields(src: Source, module: str, node: ast.ClassDef) -> dict[str, 
         default, init = stmt.value, True
         if isinstance(default, ast.Call) and call_name(default) == "field":
             kws = {kw.arg: kw.value for kw in default.keywords}
-            init = literal(kws.get("init")) is not False
+            init = literal_default(kws.get("init")) is not False
             default = kws.get("default")
         if init:
-            own[stmt.target.id] = (annotation, literal(default))
+            own[stmt.target.id] = (annotation, literal_default(default))
         else:
             fields.pop(stmt.target.id, None)
     return {**fields, **own}
