@@ -25,8 +25,8 @@ Facts used here, all read at Megatron-Bridge v0.4.0 (the version NeMo 26.04 ship
 from __future__ import annotations
 
 from slurmkit.experiment import JobSpec
-from slurmkit.launch.common import Job, container_image
-from slurmkit.launch.programs import FlagSet, KeySet, flagset, keyset
+from slurmkit.launch.common import Job, container_image, versioned_program
+from slurmkit.launch.programs import FlagSet, KeySet
 from slurmkit.launch.software import CONTAINERS, container_software
 from slurmkit.site import Site
 
@@ -111,15 +111,11 @@ def image_problem(spec: JobSpec, site: Site) -> str | None:
 def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     """The ConfigContainer keys at the image's Megatron-Bridge tag: ``extra_args`` come after
     the flags, so run_script.py applies them as Hydra overrides (None for an image without it)."""
-    software = container_software(container_image(spec, site))
-    if software is None or not software.megatron_bridge:
-        return None
-    return keyset(f"bridge-config-{software.megatron_bridge}")
+    return versioned_program(spec, site, "megatron_bridge", lambda bridge: f"bridge-config-{bridge}")
 
 
 def run_script_flags(spec: JobSpec, site: Site) -> FlagSet | None:
     """run_script.py's argparse flags at the image's Megatron-Bridge tag."""
-    software = container_software(container_image(spec, site))
-    if software is None or not software.megatron_bridge:
-        return None
-    return flagset(f"bridge-run_script-{software.megatron_bridge}")
+    flags = versioned_program(spec, site, "megatron_bridge", lambda bridge: f"bridge-run_script-{bridge}")
+    assert flags is None or isinstance(flags, FlagSet)
+    return flags

@@ -1,10 +1,13 @@
 """What every launcher shares: resolved paths, the network environment, argument grouping."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from slurmkit.catalog import ModelArch
 from slurmkit.experiment import Experiment, JobSpec
+from slurmkit.launch.programs import FlagSet, KeySet, load_program
+from slurmkit.launch.software import container_software
 from slurmkit.site import Site
 
 
@@ -34,6 +37,21 @@ def container_image(spec: JobSpec, site: Site) -> str | None:
     if spec.container_image is not None:
         return spec.container_image
     return site.software.container.image if site.software.container else None
+
+
+def versioned_program(spec: JobSpec, site: Site, component: str, name: Callable[[str], str]
+                      ) -> KeySet | FlagSet | None:
+    """The shipped description ``name(version)`` of the program at the version of ``component``
+    (a ContainerSoftware field) that the job's image ships; None when the image is unknown, lacks
+    the component, or slurmkit has no description at that version."""
+    software = container_software(container_image(spec, site))
+    version = getattr(software, component) if software else None
+    if not version:
+        return None
+    try:
+        return load_program(name(version))
+    except KeyError:
+        return None
 
 
 def network_env(site: Site, launcher: str) -> dict[str, str]:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import JobSpec
-from slurmkit.launch.common import Job, Paths, container_image
+from slurmkit.launch.common import Job, Paths, container_image, versioned_program
 from slurmkit.launch.programs import FlagSet, KeySet, load_program
-from slurmkit.launch.software import CONTAINERS, container_software
+from slurmkit.launch.software import CONTAINERS
 from slurmkit.site import Site
 
 # Where NVIDIA's NeMo Framework images keep Megatron-LM: NVIDIA/NeMo-Framework-Launcher reads the
@@ -123,15 +123,9 @@ def program_name(megatron_core: str) -> str:
 def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     """``pretrain_gpt.py``'s flags at the Megatron Core of the job's container; None when the image
     is unknown, names no Megatron Core, or the site runs its own checkout (another megatron_dir)."""
-    software = container_software(container_image(spec, site))
-    if software is None or software.megatron_core is None:
-        return None
     if site.software.megatron_dir.rstrip("/") != CONTAINER_MEGATRON_DIR:
         return None
-    try:
-        return load_program(program_name(software.megatron_core))
-    except KeyError:
-        return None
+    return versioned_program(spec, site, "megatron_core", program_name)
 
 
 def check(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Problem]:

@@ -6,9 +6,8 @@ import re
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import ConfigError
 from slurmkit.experiment import JobSpec
-from slurmkit.launch.common import Job, Paths, container_image
-from slurmkit.launch.programs import KeySet, keyset
-from slurmkit.launch.software import container_software
+from slurmkit.launch.common import Job, Paths, container_image, versioned_program
+from slurmkit.launch.programs import KeySet
 from slurmkit.site import Site
 
 NEMO_EXAMPLES = "examples/nlp/language_modeling"
@@ -32,13 +31,9 @@ def program(spec: JobSpec, site: Site, model: ModelArch | None = None) -> KeySet
     """The config's key set at the NeMo version of the job's container (None: slurmkit has none).
 
     ``model`` picks the GPT pretraining config for GPT-family models; without it, Llama's."""
-    software = container_software(container_image(spec, site))
-    if software is None or software.nemo is None:
-        return None
-    try:
-        return keyset(f"nemo-{software.nemo}-{config_name(spec, model)}")
-    except KeyError:
-        return None
+    program = versioned_program(spec, site, "nemo", lambda nemo: f"nemo-{nemo}-{config_name(spec, model)}")
+    assert program is None or isinstance(program, KeySet)
+    return program
 
 
 # validation (slurmkit.arguments) refuses a job whose container has no key set, before any command

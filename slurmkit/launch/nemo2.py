@@ -23,7 +23,7 @@ from importlib import resources
 
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import JobSpec
-from slurmkit.launch.common import Job, container_image
+from slurmkit.launch.common import Job, container_image, versioned_program
 from slurmkit.launch.programs import KeySet, load_program
 from slurmkit.launch.software import CONTAINERS, container_software
 from slurmkit.runfile import RunFile
@@ -119,14 +119,10 @@ def key_set_name(nemo_tag: str, recipe: str) -> str:
 
 def program(spec: JobSpec, site: Site) -> KeySet | None:
     """The recipe's Config keys at the image's NeMo (None: no NeMo 2 key set, or no recipe)."""
-    software = container_software(container_image(spec, site))
-    if software is None or software.nemo is None or spec.model not in RECIPES:
+    if spec.model not in RECIPES:
         return None
-    try:
-        program = load_program(key_set_name(software.nemo, RECIPES[spec.model]))
-    except KeyError:
-        return None
-    assert isinstance(program, KeySet)
+    program = versioned_program(spec, site, "nemo", lambda nemo: key_set_name(nemo, RECIPES[spec.model]))
+    assert program is None or isinstance(program, KeySet)
     return program
 
 

@@ -14,7 +14,7 @@ from importlib import resources
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Problem
 from slurmkit.experiment import JobSpec
-from slurmkit.launch.common import Job, container_image, group_args
+from slurmkit.launch.common import Job, container_image, group_args, versioned_program
 from slurmkit.launch.programs import FlagSet, KeySet, load_program
 from slurmkit.launch.software import CONTAINERS, container_software
 from slurmkit.runfile import RunFile
@@ -56,13 +56,7 @@ def command(job: Job) -> list[list[str]]:
 
 def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     """torchrun's flags at the PyTorch version of the job's container (None: unknown)."""
-    software = container_software(container_image(spec, site))
-    if software is None or software.pytorch is None:
-        return None
-    try:
-        return load_program(f"torchrun-{software.pytorch}")
-    except KeyError:
-        return None
+    return versioned_program(spec, site, "pytorch", lambda pytorch: f"torchrun-{pytorch}")
 
 
 def extra_args_program(custom_program: bool) -> FlagSet | None:
