@@ -10,7 +10,7 @@ from typing import Callable
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import DATASET_NAMES, JobSpec
-from slurmkit.launch import bridge, megatron, nemo2, torchrun
+from slurmkit.launch import launcher_module, torchrun
 from slurmkit.memory import MemoryEstimate
 from slurmkit.site import Site
 
@@ -58,37 +58,8 @@ def _launcher(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list
     if spec.launcher == "megatron" and spec.workload != "pretrain":
         return [_err(f"the megatron launcher runs pretraining only, not {spec.workload}",
                      where("workload"), "use launcher nemo for sft, lora and ptuning")]
-    if spec.launcher == "megatron-bridge":
-        return _bridge(spec, site, where)
-    if spec.launcher == "megatron":
-        return megatron.check(spec, site, where)
-    if spec.launcher == "nemo2":
-        return nemo2.check(spec, site, where)
-    return []
-
-
-def _bridge(spec: JobSpec, site: Site, where: Where) -> list[Problem]:
-    """What Megatron-Bridge's run_script.py can run (slurmkit.launch.bridge says why)."""
-    problems = []
-    image = bridge.image_problem(spec, site)
-    if image:
-        problems.append(_err(image, where("container_image", "launcher"),
-                             f"set container_image: {bridge.bridge_images()[-1]}"))
-    if spec.model not in bridge.RECIPES:
-        problems.append(_err(f"launcher megatron-bridge has no recipe for model {spec.model}",
-                             where("model"), f"use one of {', '.join(sorted(bridge.RECIPES))}"))
-    if bridge.gpu_name(site) is None:
-        problems.append(_err(f"Megatron-Bridge's performance recipes have no preset for {site.gpu.model}"
-                             f" (site {site.name})", where("launcher"),
-                             f"GPUs with presets: {', '.join(bridge.GPU_NAMES)}"))
-    if spec.workload != "pretrain" or spec.dataset != "synthetic":
-        problems.append(_err("launcher megatron-bridge runs pretraining on mock data only",
-                             where("workload", "dataset"), "use workload: pretrain, dataset: synthetic"))
-    if spec.sequence_parallel != (spec.tp > 1):
-        problems.append(_err(f"sequence_parallel={spec.sequence_parallel}: Megatron-Bridge's run_script.py"
-                             f" turns sequence parallelism on exactly when tp > 1 (tp={spec.tp})",
-                             where("sequence_parallel", "tp"), f"set sequence_parallel: {spec.tp > 1}"))
-    return problems
+    module = launcher_module(spec.launcher)  # what the launcher's own program refuses
+    return module.check(spec, site, where) if hasattr(module, "check") else []
 
 
 def _parallel_shape(spec: JobSpec, site: Site, model: ModelArch, where: Where) -> list[Problem]:
@@ -180,7 +151,7 @@ def _workload(spec: JobSpec, site: Site, where: Where, custom_program: bool) -> 
         problems.append(_err("the example trainer (slurmkit.trainer) runs pretraining only",
                              where("workload"), "name your own program under `program:`"))
     if spec.launcher == "torchrun" and not custom_program:
-        problems += torchrun.check(spec, site, where)  # can the job's container run the trainer
+        problems += torchrun.check_trainer(spec, site, where)  # can the job's container run the trainer
     return problems
 
 

@@ -94,9 +94,7 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: P
     if not jobs:
         raise ConfigError("the sweep has no points", location=loaded.doc.location(("matrix",)),
                           hint="check matrix.exclude")
-    from slurmkit.render import (
-        Renderer,  # rendering after validation: nothing is half-done
-    )
+    from slurmkit.render import Renderer  # rendering after validation: nothing is half-done
 
     renderer = Renderer(templates_dir)
     for job in jobs:

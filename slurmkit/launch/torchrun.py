@@ -72,7 +72,7 @@ def pytorch_version(tag: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def check(spec: JobSpec, site: Site, where) -> list[Problem]:
+def check_trainer(spec: JobSpec, site: Site, where) -> list[Problem]:
     """Whether the example trainer can run in the job's container (for jobs that run it).
 
     A known image's PyTorch must be recent enough for the --parallel mode; an image slurmkit does
