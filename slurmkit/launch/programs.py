@@ -13,7 +13,7 @@ at one version, with where it was read (repository, tag, path):
 - ``kind: argparse``: a program's flags (``flags`` maps ``--flag`` to ``{"nargs", "action",
   "choices"}``), for Megatron-LM, Megatron-Bridge scripts and torchrun.
 
-The files are facts (names and defaults), written by ``scripts/extract-programs`` from a
+The files are facts (names and defaults), written by the extractors in ``scripts/programs/`` from a
 ``git show TAG:path`` of the real repository; tests compose every generated override onto them.
 """
 from __future__ import annotations
