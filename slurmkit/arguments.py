@@ -41,36 +41,40 @@ def check_arguments(spec: JobSpec, site: Site, loaded: LoadedExperiment, where: 
             return [_unknown_image(module, spec, site, model, where)]
         return []
     problems = []
-    added = _AddedKeys(module, spec, site, model, loaded)
+    managed = _CommandSettings(module, spec, site, model, loaded)
     for i, arg in enumerate(loaded.experiment.extra_args):
         at = loaded.doc.location(("extra_args", i))
         if isinstance(program, KeySet):
-            problems += _check_override(program, arg, i, at, added)
+            problems += _check_override(program, arg, i, at, managed)
         else:
-            problems += _check_flag(program, arg, i, at)
+            problems += _check_flag(program, arg, i, at, managed)
     return problems
 
 
-class _AddedKeys:
-    """Keys the launcher's own overrides add with ``+``: Hydra applies extra_args after them, so
-    there those keys are present (a second ``+`` is refused, a plain override works). Built only
-    when an extra_args entry names a key absent from the YAML."""
+class _CommandSettings:
+    """The keys and flags the launcher's own command sets, each from a job field that is a named
+    parameter of the run. extra_args come after them, so one naming the same key or flag would
+    silently replace the field's value: the run would differ from what its parameters say. Built
+    only when an extra_args entry is checked."""
 
     def __init__(self, module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None,
                  loaded: LoadedExperiment) -> None:
         self.args = module, spec, site, model, loaded
-        self.keys: set[str] | None = None
+        self.names: set[str] | None = None
 
-    def __contains__(self, key: str) -> bool:
-        if self.keys is None:
+    def __contains__(self, name: str) -> bool:
+        if self.names is None:
             module, spec, site, model, loaded = self.args
-            self.keys = set()
+            self.names = set()
             if model is not None:
                 paths = resolve_paths(spec, site, loaded.experiment, _RUN_ID)
                 command = module.command(Job(_RUN_ID, spec, model, site, loaded.experiment, paths))
-                self.keys = {m.group(2) for group in command for arg in group
-                             if (m := _OVERRIDE.match(arg)) and m.group(1)}
-        return key in self.keys
+                for arg in (str(a) for group in command for a in group):
+                    if arg.startswith("--"):
+                        self.names.add(arg.split("=", 1)[0])
+                    elif match := _OVERRIDE.match(arg):
+                        self.names.add(match.group(2))
+        return name in self.names
 
 
 _RUN_ID = "validate"  # the keys a command sets do not depend on the run id
@@ -89,7 +93,7 @@ def _takes_model(program: Callable) -> bool:
     return "model" in inspect.signature(program).parameters
 
 
-def _check_override(keys: KeySet, arg: str, i: int, at: Location, added: _AddedKeys) -> list[Problem]:
+def _check_override(keys: KeySet, arg: str, i: int, at: Location, managed: _CommandSettings) -> list[Problem]:
     match = _OVERRIDE.match(arg)
     if match is None:
         return []  # not an override that sets a key (a Hydra flag, a group choice): Hydra's own rules
@@ -101,29 +105,32 @@ def _check_override(keys: KeySet, arg: str, i: int, at: Location, added: _AddedK
         near = keys.nearest(key)
         return [Problem(f"extra_args[{i}]: {key} is not a key of {of}", at,
                         f"did you mean {keys.prefix(near)}{near}?" if near else None)]
-    if key in keys.keys or prefix == "++":
-        if prefix == "+":
-            return [Problem(f"extra_args[{i}]: {key} is in the YAML of {of}, so Hydra refuses to add it"
-                            " with +", at, f"write {key}=... without the +")]
-        return []
-    if prefix == "+" and key in added:
-        return [Problem(f"extra_args[{i}]: slurmkit's own overrides already add {key}, so Hydra refuses"
-                        " to add it again with +", at, f"write {key}=... or ++{key}=...")]
-    if prefix == "" and key not in added:
+    if key in managed:
+        return [_managed(i, key, at)]
+    if key in keys.keys and prefix == "+":
+        return [Problem(f"extra_args[{i}]: {key} is in the YAML of {of}, so Hydra refuses to add it"
+                        " with +", at, f"write {key}=... without the +")]
+    if key not in keys.keys and prefix == "":
         return [Problem(f"extra_args[{i}]: {key} is not in the YAML of {of}, so Hydra refuses to change it",
                         at, f"write +{key}=... (the program reads it from code)")]
     return []
 
 
-def _check_flag(flags: FlagSet, arg: str, i: int, at: Location) -> list[Problem]:
+def _check_flag(flags: FlagSet, arg: str, i: int, at: Location, managed: _CommandSettings) -> list[Problem]:
     if not arg.startswith("--"):
         return []  # a value of the flag before it
     flag = arg.split("=", 1)[0]
-    if flag in flags.flags:
-        return []
-    near = flags.nearest(flag)
-    return [Problem(f"extra_args[{i}]: {flag} is not a flag of {flags.program} ({flags.version})", at,
-                    f"did you mean {near}?" if near else None)]
+    if flag not in flags.flags:
+        near = flags.nearest(flag)
+        return [Problem(f"extra_args[{i}]: {flag} is not a flag of {flags.program} ({flags.version})", at,
+                        f"did you mean {near}?" if near else None)]
+    return [_managed(i, flag, at)] if flag in managed else []
+
+
+def _managed(i: int, name: str, at: Location) -> Problem:
+    return Problem(f"extra_args[{i}]: slurmkit sets {name} from the experiment's fields; a second value"
+                   " would make the run differ from its parameters", at,
+                   "change that field instead; extra_args may only add settings")
 
 
 def _unknown_image(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None,

@@ -24,6 +24,11 @@ def problems_of(path: Path) -> list[str]:
     return err.value.lines()
 
 
+def col(path: Path, item: str) -> int:
+    """The 1-based column of an extra_args item on line 14 of the file, read from its text."""
+    return path.read_text().splitlines()[13].index(item) + 1
+
+
 def test_validate_prints_the_misspelt_override_with_the_nearest_key(cli, write_yaml):
     exp = write_yaml("exp.yaml", BASE + "extra_args:\n  - model.tokenizer.model=/t.model\n"
                      "  - model.tokenizr.model=/t.model\n")
@@ -35,20 +40,15 @@ def test_validate_prints_the_misspelt_override_with_the_nearest_key(cli, write_y
 
 
 def test_prefixes_follow_hydra_struct_mode(write_yaml):
-    # slurmkit itself adds +model.context_parallel_size, so after it the key is present
-    exp = write_yaml("exp.yaml", BASE + "extra_args: [model.context_parallel_size=2, +trainer.max_steps=9,"
-                     " ++model.context_parallel_size=2, ++trainer.max_steps=9, +model.context_parallel_size=2,"
-                     " model.hidden_size=4096, --cfg, hydra.verbose=true, model.data.data_prefx=/d,"
+    exp = write_yaml("exp.yaml", BASE + "extra_args: [model.hidden_dropout=0.1, +model.init_method_std=0.01,"
+                     " ++model.ffn_dropout=0.1, --cfg, hydra.verbose=true, model.data.data_prefx=/d,"
                      " exp_manager.checkpoint_callback_params.every_n_train_steps=5]\n")
     assert problems_of(exp) == [
-        f"error: {exp}:14:45: extra_args[1]: trainer.max_steps is in the YAML of"
-        f" {LLAMA}, so Hydra refuses to add it with + (hint: write trainer.max_steps=... without the +)",
-        f"error: {exp}:14:123: extra_args[4]: slurmkit's own overrides already add model.context_parallel_size,"
-        " so Hydra refuses to add it again with + (hint: write model.context_parallel_size=... or"
-        " ++model.context_parallel_size=...)",
-        f"error: {exp}:14:206: extra_args[8]: model.data.data_prefx is not a key of {LLAMA}"
+        f"error: {exp}:14:{col(exp, '+model.init_method_std=0.01')}: extra_args[1]: model.init_method_std is in the YAML of"
+        f" {LLAMA}, so Hydra refuses to add it with + (hint: write model.init_method_std=... without the +)",
+        f"error: {exp}:14:{col(exp, 'model.data.data_prefx=/d')}: extra_args[5]: model.data.data_prefx is not a key of {LLAMA}"
         " (hint: did you mean +model.data.data_prefix?)",
-        f"error: {exp}:14:232: extra_args[9]: exp_manager.checkpoint_callback_params.every_n_train_steps is not"
+        f"error: {exp}:14:{col(exp, 'exp_manager.checkpoint_callback_params.every_n_train_steps=5')}: extra_args[6]: exp_manager.checkpoint_callback_params.every_n_train_steps is not"
         f" in the YAML of {LLAMA}, so Hydra refuses to change it (hint: write"
         " +exp_manager.checkpoint_callback_params.every_n_train_steps=... (the program reads it from code))",
     ]
@@ -56,9 +56,27 @@ def test_prefixes_follow_hydra_struct_mode(write_yaml):
     assert len(make_plan(fixed).jobs) == 1
 
 
+def test_extra_args_never_replace_what_the_job_fields_set(write_yaml):
+    # Hydra would take each of these (the last value wins), but the run would then differ from
+    # its parameters (cp, steps, the model's hidden size): refused whatever the prefix
+    exp = write_yaml("exp.yaml", BASE + "extra_args: [model.context_parallel_size=2, ++trainer.max_steps=9,"
+                     " +model.context_parallel_size=2, model.hidden_size=4096]\n")
+    hint = "(hint: change that field instead; extra_args may only add settings)"
+    assert problems_of(exp) == [
+        f"error: {exp}:14:{col(exp, 'model.context_parallel_size=2')}: extra_args[0]: slurmkit sets model.context_parallel_size from the experiment's"
+        f" fields; a second value would make the run differ from its parameters {hint}",
+        f"error: {exp}:14:{col(exp, '++trainer.max_steps=9')}: extra_args[1]: slurmkit sets trainer.max_steps from the experiment's"
+        f" fields; a second value would make the run differ from its parameters {hint}",
+        f"error: {exp}:14:{col(exp, '+model.context_parallel_size=2')}: extra_args[2]: slurmkit sets model.context_parallel_size from the experiment's"
+        f" fields; a second value would make the run differ from its parameters {hint}",
+        f"error: {exp}:14:{col(exp, 'model.hidden_size=4096')}: extra_args[3]: slurmkit sets model.hidden_size from the experiment's"
+        f" fields; a second value would make the run differ from its parameters {hint}",
+    ]
+
+
 def test_fine_tuning_keys_come_from_the_fine_tuning_config(write_yaml):
     text = BASE.replace("workload: pretrain", "workload: lora") + "dataset: /d\n"
-    ok = write_yaml("ok.yaml", text + "extra_args: [model.peft.lora_tuning.adapter_dim=16, model.fp8=False, ++model.fp8=False]\n")
+    ok = write_yaml("ok.yaml", text + "extra_args: [model.peft.lora_tuning.adapter_dim=16, ++model.peft.lora_tuning.alpha=32]\n")
     assert len(make_plan(ok).jobs) == 1
     bad = write_yaml("bad.yaml", text + "extra_args: [model.tokenizer.model=/t.model]\n")
     [line] = problems_of(bad)

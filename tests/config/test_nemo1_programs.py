@@ -216,16 +216,17 @@ def test_code_keys_say_where_they_are_read():
 
 
 def test_validate_accepts_exactly_the_extra_args_hydra_accepts(write_yaml, config_dirs):
-    """extra_args follow slurmkit's own overrides: what `validate` lets through composes, what it
-    refuses Hydra refuses too (a second + on a key slurmkit adds, + on a YAML key, plain on an absent one)."""
+    """extra_args follow slurmkit's own overrides: what `validate` lets through composes, and what it
+    refuses for Hydra's reasons Hydra refuses too (+ on a YAML key, plain on an absent one, a second
+    + on a key slurmkit adds; the last is also a key the job's fields set)."""
     base = (HERE / "data" / "base-experiment.yaml").read_text()
-    accepted = ["model.context_parallel_size=2", "++model.context_parallel_size=2", "++trainer.max_steps=9",
-                "model.hidden_size=4096", "+exp_manager.checkpoint_callback_params.every_n_train_steps=5"]
+    accepted = ["model.hidden_dropout=0.1", "++model.ffn_dropout=0.1", "++model.attention_dropout=0.1",
+                "+exp_manager.checkpoint_callback_params.every_n_train_steps=5"]
     exp = write_yaml("ok.yaml", base + f"extra_args: {json.dumps(accepted)}\n")
     [job] = nemo_jobs(exp)
     keys, config = job_keyset(job)
     cfg = compose_onto(config_dirs[keys.name], config, overrides(job))
-    assert (cfg.model.context_parallel_size, cfg.trainer.max_steps) == (2, 9)
+    assert (cfg.model.hidden_dropout, cfg.model.ffn_dropout, cfg.model.attention_dropout) == (0.1, 0.1, 0.1)
     assert cfg.exp_manager.checkpoint_callback_params.every_n_train_steps == 5
     plain = overrides(nemo_jobs(write_yaml("plain.yaml", base))[0])
     for refused in ["+trainer.max_steps=9", "+model.context_parallel_size=2",
@@ -242,7 +243,7 @@ def test_gpt_models_compose_onto_the_gpt_config(write_yaml, config_dirs):
     base = (HERE / "data" / "base-experiment.yaml").read_text()
     exp = write_yaml("gpt.yaml", base.replace("model: llama2-7b", "model: tiny-gpt")
                      .replace("seq_len: 4096", "seq_len: 256")
-                     + "extra_args:\n  - model.data.data_prefix=[]\n  - model.tokenizer.type=GPT2BPETokenizer\n")
+                     + "extra_args:\n  - model.tokenizer.type=GPT2BPETokenizer\n")
     [job] = nemo_jobs(exp)
     keys, config = job_keyset(job)
     assert config == "megatron_gpt_config"
