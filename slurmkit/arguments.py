@@ -25,6 +25,8 @@ from slurmkit.launch.programs import FlagSet, KeySet
 from slurmkit.launch.software import CONTAINERS
 from slurmkit.site import Site
 
+MISSING = "???"  # OmegaConf's mark for a value the user must give
+
 # Hydra's override forms that set a key: key=v, +key=v (add), ++key=v (add or change)
 _OVERRIDE = re.compile(r"(\+{0,2})([A-Za-z_][\w.-]*)=")
 
@@ -131,6 +133,22 @@ def _managed(i: int, name: str, at: Location) -> Problem:
     return Problem(f"extra_args[{i}]: slurmkit sets {name} from the experiment's fields; a second value"
                    " would make the run differ from its parameters", at,
                    "change that field instead; extra_args may only add settings")
+
+
+def check_mandatory(spec: JobSpec, site: Site, model: ModelArch, command: list[list[str]], where: Where
+                    ) -> list[Problem]:
+    """Keys the config marks mandatory (OmegaConf's ``???``) that the job's whole command line
+    (extra_args included) leaves unset: the program would stop at start-up reading them."""
+    keys = program_for(launcher_module(spec.launcher), spec, site, model)
+    if not isinstance(keys, KeySet):
+        return []
+    mandatory = [key for key, default in keys.keys.items() if default == MISSING]
+    if not mandatory:
+        return []
+    given = {m.group(2) for group in command for arg in group if (m := _OVERRIDE.match(str(arg)))}
+    return [Problem(f"{key} is mandatory in {keys.program} ({keys.version}) and the job does not set it",
+                    where("extra_args", "launcher"), f"add {key}=... to extra_args")
+            for key in mandatory if key not in given]
 
 
 def _unknown_image(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None,

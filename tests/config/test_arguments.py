@@ -14,7 +14,11 @@ from slurmkit.plan import make_plan
 from slurmkit.site import load_site
 
 HERE = Path(__file__).parent
-BASE = (HERE / "data" / "base-experiment.yaml").read_text()  # nemo, llama2-7b, xe9680-8cx7 (nemo:24.05)
+# nemo, llama2-7b, xe9680-8cx7 (nemo:24.05); its extra_args line (the tokenizer) left out, so each
+# test writes its own on line 14
+BASE = "".join(line for line in (HERE / "data" / "base-experiment.yaml").read_text().splitlines(True)
+               if not line.startswith("extra_args:"))
+TOKENIZER = "model.tokenizer.model=/data/llama2/tokenizer.model"  # mandatory (???) in NeMo's Llama config
 LLAMA = "NeMo megatron_llama_config (v2.0.0rc0)"
 
 
@@ -52,7 +56,8 @@ def test_prefixes_follow_hydra_struct_mode(write_yaml):
         f" in the YAML of {LLAMA}, so Hydra refuses to change it (hint: write"
         " +exp_manager.checkpoint_callback_params.every_n_train_steps=... (the program reads it from code))",
     ]
-    fixed = write_yaml("fixed.yaml", BASE + "extra_args: [+exp_manager.checkpoint_callback_params.every_n_train_steps=5]\n")
+    fixed = write_yaml("fixed.yaml", BASE + f"extra_args: [+exp_manager.checkpoint_callback_params.every_n_train_steps=5,"
+                       f" {TOKENIZER}]\n")
     assert len(make_plan(fixed).jobs) == 1
 
 
@@ -126,3 +131,16 @@ def make_spec(loaded):
 
 def site_of(loaded):
     return load_site(loaded.experiment.sites[0])[0]
+
+
+def test_a_mandatory_key_the_job_leaves_unset_is_an_error(write_yaml):
+    # NeMo's Llama config has `tokenizer: {model: ???}`: the job would stop at start-up reading it
+    exp = write_yaml("exp.yaml", BASE)
+    assert problems_of(exp) == [
+        f"error: {exp}:5:11: model.tokenizer.model is mandatory in NeMo megatron_llama_config (v2.0.0rc0)"
+        " and the job does not set it (hint: add model.tokenizer.model=... to extra_args)"]
+    given = write_yaml("given.yaml", BASE + f"extra_args: [{TOKENIZER}]\n")
+    assert len(make_plan(given).jobs) == 1
+    # fine-tuning's mandatory keys (the .nemo, the JSONL files) are set by slurmkit's own overrides
+    lora = write_yaml("lora.yaml", BASE.replace("workload: pretrain", "workload: lora") + "dataset: /d\n")
+    assert len(make_plan(lora).jobs) == 1

@@ -109,7 +109,8 @@ def test_matrix_value_located_at_its_list_item(lines_of):
 
 
 def test_fine_tuning_needs_a_dataset(lines_of):
-    path, lines = lines_of({"workload: pretrain": "workload: lora"})
+    # the base's tokenizer override is for the pretraining config (fine-tuning reads it from the .nemo)
+    path, lines = lines_of({"workload: pretrain": "workload: lora", "extra_args:": "# extra_args:"})
     assert lines == [f"error: {path}:4:11: lora needs a dataset (dolly, alpaca or a folder), not synthetic"]
 
 

@@ -215,12 +215,19 @@ def test_code_keys_say_where_they_are_read():
                                             for r in entry["read_at"]), key
 
 
+def base_without_extra_args() -> tuple[str, str]:
+    """The base experiment without its extra_args line, and the tokenizer override that line gives."""
+    lines = (HERE / "data" / "base-experiment.yaml").read_text().splitlines(True)
+    [extra] = [line for line in lines if line.startswith("extra_args:")]
+    return "".join(line for line in lines if line is not extra), extra.split("[", 1)[1].split("]", 1)[0]
+
+
 def test_validate_accepts_exactly_the_extra_args_hydra_accepts(write_yaml, config_dirs):
     """extra_args follow slurmkit's own overrides: what `validate` lets through composes, and what it
     refuses for Hydra's reasons Hydra refuses too (+ on a YAML key, plain on an absent one, a second
     + on a key slurmkit adds; the last is also a key the job's fields set)."""
-    base = (HERE / "data" / "base-experiment.yaml").read_text()
-    accepted = ["model.hidden_dropout=0.1", "++model.ffn_dropout=0.1", "++model.attention_dropout=0.1",
+    base, tokenizer = base_without_extra_args()
+    accepted = [tokenizer, "model.hidden_dropout=0.1", "++model.ffn_dropout=0.1", "++model.attention_dropout=0.1",
                 "+exp_manager.checkpoint_callback_params.every_n_train_steps=5"]
     exp = write_yaml("ok.yaml", base + f"extra_args: {json.dumps(accepted)}\n")
     [job] = nemo_jobs(exp)
@@ -228,7 +235,7 @@ def test_validate_accepts_exactly_the_extra_args_hydra_accepts(write_yaml, confi
     cfg = compose_onto(config_dirs[keys.name], config, overrides(job))
     assert (cfg.model.hidden_dropout, cfg.model.ffn_dropout, cfg.model.attention_dropout) == (0.1, 0.1, 0.1)
     assert cfg.exp_manager.checkpoint_callback_params.every_n_train_steps == 5
-    plain = overrides(nemo_jobs(write_yaml("plain.yaml", base))[0])
+    plain = overrides(nemo_jobs(write_yaml("plain.yaml", base + f"extra_args: [{tokenizer}]\n"))[0])
     for refused in ["+trainer.max_steps=9", "+model.context_parallel_size=2",
                     "exp_manager.checkpoint_callback_params.every_n_train_steps=5"]:
         with pytest.raises(ConfigError) as err:
@@ -240,7 +247,7 @@ def test_validate_accepts_exactly_the_extra_args_hydra_accepts(write_yaml, confi
 
 def test_gpt_models_compose_onto_the_gpt_config(write_yaml, config_dirs):
     """GPT-family models run megatron_gpt_config, whose YAML has data_prefix (plain there)."""
-    base = (HERE / "data" / "base-experiment.yaml").read_text()
+    base, _ = base_without_extra_args()
     exp = write_yaml("gpt.yaml", base.replace("model: llama2-7b", "model: tiny-gpt")
                      .replace("seq_len: 4096", "seq_len: 256")
                      + "extra_args:\n  - model.tokenizer.type=GPT2BPETokenizer\n")
