@@ -38,6 +38,8 @@ def sweep_yaml(points: int) -> str:
     return (
         "schema_version: 1\nname: bench\nsites: [xe9680-8cx7]\nworkload: pretrain\nlauncher: nemo\n"
         "model: llama2-7b\ntp: 1\npp: 1\nmbs: 1\ngbs: 128\nseq_len: 4096\n"
+        # mandatory (???) in NeMo's Llama config; as in the shipped experiments
+        "extra_args: [model.tokenizer.model=/mnt/powerscale/datasets/llama2/tokenizer.model]\n"
         f"matrix:\n  nodes: [1, 2, 4, 8]\n  steps: {steps}\n  warmup_steps: {warmup}\n")
 
 

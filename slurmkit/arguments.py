@@ -6,11 +6,16 @@ A Hydra override must name a key of the config at that version, with the prefix 
 mode accepts: plain for a key of the YAML, ``+`` for one the program reads from code, ``++`` for
 either. A ``--flag`` must be one of the program's flags. A launcher whose arguments must always
 be proven (``PROGRAM_REQUIRED``) refuses a container image slurmkit has no description for.
+
+Once the job's command is built (``check_command``): extra_args may only add settings, never
+replace one slurmkit makes from the job's fields (the run would differ from its parameters), and a
+key the config marks mandatory (``???``) must be set.
 """
 from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import re
 from collections.abc import Callable
 from types import ModuleType
@@ -20,8 +25,8 @@ from slurmkit.check import Where
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import JobSpec, LoadedExperiment
 from slurmkit.launch import launcher_module
-from slurmkit.launch.common import Job, container_image, resolve_paths
-from slurmkit.launch.programs import FlagSet, KeySet
+from slurmkit.launch.common import container_image
+from slurmkit.launch.programs import FlagSet, KeySet, load_program
 from slurmkit.launch.software import CONTAINERS
 from slurmkit.site import Site
 
@@ -43,43 +48,13 @@ def check_arguments(spec: JobSpec, site: Site, loaded: LoadedExperiment, where: 
             return [_unknown_image(module, spec, site, model, where)]
         return []
     problems = []
-    managed = _CommandSettings(module, spec, site, model, loaded)
     for i, arg in enumerate(loaded.experiment.extra_args):
         at = loaded.doc.location(("extra_args", i))
         if isinstance(program, KeySet):
-            problems += _check_override(program, arg, i, at, managed)
+            problems += _check_override(program, arg, i, at)
         else:
-            problems += _check_flag(program, arg, i, at, managed)
+            problems += _check_flag(program, arg, i, at)
     return problems
-
-
-class _CommandSettings:
-    """The keys and flags the launcher's own command sets, each from a job field that is a named
-    parameter of the run. extra_args come after them, so one naming the same key or flag would
-    silently replace the field's value: the run would differ from what its parameters say. Built
-    only when an extra_args entry is checked."""
-
-    def __init__(self, module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None,
-                 loaded: LoadedExperiment) -> None:
-        self.args = module, spec, site, model, loaded
-        self.names: set[str] | None = None
-
-    def __contains__(self, name: str) -> bool:
-        if self.names is None:
-            module, spec, site, model, loaded = self.args
-            self.names = set()
-            if model is not None:
-                paths = resolve_paths(spec, site, loaded.experiment, _RUN_ID)
-                command = module.command(Job(_RUN_ID, spec, model, site, loaded.experiment, paths))
-                for arg in (str(a) for group in command for a in group):
-                    if arg.startswith("--"):
-                        self.names.add(arg.split("=", 1)[0])
-                    elif match := _OVERRIDE.match(arg):
-                        self.names.add(match.group(2))
-        return name in self.names
-
-
-_RUN_ID = "validate"  # the keys a command sets do not depend on the run id
 
 
 def program_for(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None
@@ -95,7 +70,7 @@ def _takes_model(program: Callable) -> bool:
     return "model" in inspect.signature(program).parameters
 
 
-def _check_override(keys: KeySet, arg: str, i: int, at: Location, managed: _CommandSettings) -> list[Problem]:
+def _check_override(keys: KeySet, arg: str, i: int, at: Location) -> list[Problem]:
     match = _OVERRIDE.match(arg)
     if match is None:
         return []  # not an override that sets a key (a Hydra flag, a group choice): Hydra's own rules
@@ -107,18 +82,13 @@ def _check_override(keys: KeySet, arg: str, i: int, at: Location, managed: _Comm
         near = keys.nearest(key)
         return [Problem(f"extra_args[{i}]: {key} is not a key of {of}", at,
                         f"did you mean {keys.prefix(near)}{near}?" if near else None)]
-    if key in managed:
-        return [_managed(i, key, at)]
     if key in keys.keys and prefix == "+":
         return [Problem(f"extra_args[{i}]: {key} is in the YAML of {of}, so Hydra refuses to add it"
                         " with +", at, f"write {key}=... without the +")]
-    if key not in keys.keys and prefix == "":
-        return [Problem(f"extra_args[{i}]: {key} is not in the YAML of {of}, so Hydra refuses to change it",
-                        at, f"write +{key}=... (the program reads it from code)")]
-    return []
+    return []  # the rest needs the built command (check_command): a key slurmkit sets, or adds with +
 
 
-def _check_flag(flags: FlagSet, arg: str, i: int, at: Location, managed: _CommandSettings) -> list[Problem]:
+def _check_flag(flags: FlagSet, arg: str, i: int, at: Location) -> list[Problem]:
     if not arg.startswith("--"):
         return []  # a value of the flag before it
     flag = arg.split("=", 1)[0]
@@ -126,7 +96,7 @@ def _check_flag(flags: FlagSet, arg: str, i: int, at: Location, managed: _Comman
         near = flags.nearest(flag)
         return [Problem(f"extra_args[{i}]: {flag} is not a flag of {flags.program} ({flags.version})", at,
                         f"did you mean {near}?" if near else None)]
-    return [_managed(i, flag, at)] if flag in managed else []
+    return []
 
 
 def _managed(i: int, name: str, at: Location) -> Problem:
@@ -135,20 +105,61 @@ def _managed(i: int, name: str, at: Location) -> Problem:
                    "change that field instead; extra_args may only add settings")
 
 
-def check_mandatory(spec: JobSpec, site: Site, model: ModelArch, command: list[list[str]], where: Where
-                    ) -> list[Problem]:
-    """Keys the config marks mandatory (OmegaConf's ``???``) that the job's whole command line
-    (extra_args included) leaves unset: the program would stop at start-up reading them."""
+def check_command(spec: JobSpec, site: Site, model: ModelArch, loaded: LoadedExperiment,
+                  context: dict, where: Where) -> list[Problem]:
+    """What only the built command shows: extra_args that would replace a setting slurmkit makes
+    from the job's fields, and keys the config marks mandatory (OmegaConf's ``???``) that the whole
+    command leaves unset (the program would stop at start-up reading them)."""
+    problems = []
     keys = program_for(launcher_module(spec.launcher), spec, site, model)
-    if not isinstance(keys, KeySet):
-        return []
-    mandatory = [key for key, default in keys.keys.items() if default == MISSING]
-    if not mandatory:
-        return []
-    given = {m.group(2) for group in command for arg in group if (m := _OVERRIDE.match(str(arg)))}
-    return [Problem(f"{key} is mandatory in {keys.program} ({keys.version}) and the job does not set it",
-                    where("extra_args", "launcher"), f"add {key}=... to extra_args")
-            for key in mandatory if key not in given]
+    extra = [(i, str(arg), _name(str(arg))) for i, arg in enumerate(loaded.experiment.extra_args)]
+    if any(name for _, _, name in extra):
+        own = _text(context["launcher_command"])
+        for i, arg, name in extra:
+            at = loaded.doc.location(("extra_args", i))
+            if name and _sets(own, name):
+                problems.append(_managed(i, name, at))
+            elif isinstance(keys, KeySet) and name in keys.code_keys and not arg.startswith("+"):
+                problems.append(Problem(
+                    f"extra_args[{i}]: {name} is not in the YAML of {keys.program} ({keys.version}), so Hydra"
+                    " refuses to change it", at, f"write +{name}=... (the program reads it from code)"))
+    mandatory = _mandatory(keys.name) if isinstance(keys, KeySet) else ()
+    if mandatory:
+        given = _text(context["command"])
+        problems += [Problem(f"{key} is mandatory in {keys.program} ({keys.version}) and the job does not"
+                             " set it", where("extra_args", "launcher"), f"add {key}=... to extra_args")
+                     for key in mandatory if not _sets(given, key)]
+    return problems
+
+
+def _name(arg: str) -> str | None:
+    """The flag or override key an argument sets (None for a value)."""
+    if arg.startswith("--"):
+        return arg.split("=", 1)[0]
+    match = _OVERRIDE.match(arg)
+    return match.group(2) if match else None
+
+
+def _text(command: list[list]) -> str:
+    """A command as one string, an argument a line (one search then finds a setting in it)."""
+    return "\n" + "\n".join(map(str, itertools.chain.from_iterable(command))) + "\n"
+
+
+def _sets(text: str, name: str) -> bool:
+    """Whether the command ``text`` sets ``name`` (``--flag``, ``--flag=v``, ``[+|++]key=v``)."""
+    return _setting_pattern(name).search(text) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _setting_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\n\+{{0,2}}{re.escape(name)}[=\n]")
+
+
+@functools.lru_cache(maxsize=64)
+def _mandatory(keyset_name: str) -> tuple[str, ...]:
+    keys = load_program(keyset_name)
+    assert isinstance(keys, KeySet)
+    return tuple(key for key, default in keys.keys.items() if default == MISSING)
 
 
 def _unknown_image(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None,

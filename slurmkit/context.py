@@ -32,9 +32,8 @@ def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model:
         "checkpoint_dir": paths.checkpoint_dir,
     }
     command = launcher_module(spec.launcher).command(Job(run_id, spec, model, site, experiment, paths))
-    if experiment.extra_args:
-        command += common.group_args(list(experiment.extra_args))
-    context["command"] = command
+    context["launcher_command"] = command  # slurmkit's own settings, without extra_args (for checks)
+    context["command"] = command + common.group_args(list(experiment.extra_args))
     return context
 
 

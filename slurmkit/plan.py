@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slurmkit.arguments import check_arguments, check_mandatory
+from slurmkit.arguments import check_arguments, check_command
 from slurmkit.catalog import ModelArch, catalogue, load_models
 from slurmkit.check import check_memory, check_point, data_parallel
 from slurmkit.context import job_context
@@ -158,7 +158,7 @@ def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, mode
     problems += check_memory(spec, site, mem, where)
     jobs = [_job(loaded, spec, site, model, dp, mem.total_gib, repeat)
             for repeat in range(loaded.experiment.repeats)]
-    problems += check_mandatory(spec, site, model, jobs[0].context["command"], where)
+    problems += check_command(spec, site, model, loaded, jobs[0].context, where)
     return problems, jobs
 
 

@@ -13,6 +13,7 @@ its program refuses at start-up that the generic rules (``slurmkit.check``) do n
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 
@@ -21,5 +22,6 @@ LAUNCHER_MODULES = {"nemo": "nemo1", "megatron": "megatron", "torchrun": "torchr
                     "megatron-bridge": "bridge", "nemo2": "nemo2"}
 
 
+@functools.cache  # asked several times per sweep point
 def launcher_module(launcher: str) -> ModuleType:
     return importlib.import_module(f"slurmkit.launch.{LAUNCHER_MODULES[launcher]}")

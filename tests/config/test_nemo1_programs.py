@@ -239,7 +239,7 @@ def test_validate_accepts_exactly_the_extra_args_hydra_accepts(write_yaml, confi
     for refused in ["+trainer.max_steps=9", "+model.context_parallel_size=2",
                     "exp_manager.checkpoint_callback_params.every_n_train_steps=5"]:
         with pytest.raises(ConfigError) as err:
-            make_plan(write_yaml("bad.yaml", base + f"extra_args: {json.dumps([refused])}\n"))
+            make_plan(write_yaml("bad.yaml", base + f"extra_args: {json.dumps([refused, tokenizer])}\n"))
         assert [line.split(": ")[2] for line in err.value.lines()] == ["extra_args[0]"], refused
         with pytest.raises(ConfigCompositionException):
             compose_onto(config_dirs[keys.name], config, plain + [refused])
