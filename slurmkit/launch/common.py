@@ -18,6 +18,11 @@ class Paths:
     data: str | None  # dataset folder or Megatron data prefix; None for synthetic
     checkpoint_dir: str | None
     base_checkpoint: str | None  # fine-tuning only
+    # where the program writes its own logs and settings (NeMo's exp_manager / NeMoLogger): the
+    # run's folder under the checkpoint root on shared storage, not the container's working
+    # directory, which a read-only container (enroot's default) cannot write. None without a
+    # checkpoints mount or checkpoint_dir.
+    output_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,14 @@ def resolve_paths(spec: JobSpec, site: Site, experiment: Experiment, run_id: str
         data = spec.dataset
     root = experiment.checkpoint_dir or (
         f"{checkpoints.path.rstrip('/')}/{experiment.name}" if checkpoints else "checkpoints")
-    checkpoint_dir = f"{root.rstrip('/')}/{run_id}" if spec.checkpoint_interval else None
+    run_dir = f"{root.rstrip('/')}/{run_id}"
+    checkpoint_dir = run_dir if spec.checkpoint_interval else None
+    output_dir = run_dir if experiment.checkpoint_dir or checkpoints else None
     base = None
     if spec.workload != "pretrain":
         base = experiment.base_checkpoint or (
             f"{checkpoints.path.rstrip('/')}/{spec.model}.nemo" if checkpoints else f"{spec.model}.nemo")
-    return Paths(data, checkpoint_dir, base)
+    return Paths(data, checkpoint_dir, base, output_dir)
 
 
 def group_args(args: list[str]) -> list[list[str]]:

@@ -76,6 +76,8 @@ def command(job: Job) -> list[list[str]]:
     settings += _nemo_pretrain(spec, model, paths) if spec.workload == "pretrain" else _nemo_finetune(spec, paths)
     settings += [("exp_manager.name", run_id), ("exp_manager.create_wandb_logger", False),
                  ("exp_manager.create_checkpoint_callback", paths.checkpoint_dir is not None)]
+    if paths.output_dir and not paths.checkpoint_dir:
+        settings.append(("exp_manager.exp_dir", hydra_value(paths.output_dir)))
     if paths.checkpoint_dir:
         settings += [("exp_manager.exp_dir", hydra_value(paths.checkpoint_dir)),
                      ("exp_manager.resume_if_exists", True), ("exp_manager.resume_ignore_no_checkpoint", True),

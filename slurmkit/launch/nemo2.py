@@ -110,7 +110,9 @@ def command(job: Job) -> list[list[str]]:
     return [["env", *env], [site.software.python, "-u", entry_file()],
             ["--recipe", RECIPES[spec.model]], ["--vocab-size", str(job.model.vocab - 1)],
             ["--performance-mode"],
-            *[[f"{key}={_value(value)}"] for key, value in settings(spec, site)]]
+            *[[f"{key}={_value(value)}"] for key, value in settings(spec, site)],
+            # NeMoLogger writes under the working directory unless told (nemo_logger.py)
+            *([[f"log.log_dir={_value(job.paths.output_dir)}"]] if job.paths.output_dir else [])]
 
 
 def key_set_name(nemo_tag: str, recipe: str) -> str:

@@ -128,6 +128,9 @@ def test_every_override_composes_onto_the_real_config(experiment, config_dirs):
                     ("{input} {output}", "output", "input")
                 assert split.max_seq_length == p["seq_len"]
             assert cfg.model.peft.peft_scheme == {"sft": "none"}.get(p["workload"], p["workload"])
+        # exp_manager writes under the run's folder on shared storage, never the container's
+        # working directory (exp_manager's default when exp_dir is None)
+        assert cfg.exp_manager.exp_dir is not None and cfg.exp_manager.exp_dir.endswith(f"/{job.run_id}")
 
 
 def test_shipped_nemo_experiments_are_covered():

@@ -294,6 +294,9 @@ def test_the_entry_builds_the_recipe_and_sets_every_setting(fakes, job):
     assert {k: tree[k] for k in expected} == expected
     assert all(type(tree[k]) is type(v) for k, v in expected.items())  # 4 is an int, True a bool
     assert isinstance(tree["optim.config.lr"], float)
+    # NeMo's logs go to the run's folder on the checkpoints mount, not the container's working
+    # directory (every shipped nemo2 site declares that mount)
+    assert tree["log.log_dir"] == f"/mnt/powerscale/checkpoints/{p['experiment']}/{job.run_id}"
 
 
 def test_the_entry_refuses_what_fiddle_refuses_and_malformed_settings(fakes):
