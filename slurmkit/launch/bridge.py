@@ -29,7 +29,7 @@ from collections.abc import Callable
 from slurmkit.errors import Location, Problem
 from slurmkit.experiment import JobSpec
 from slurmkit.launch.common import Job, container_image, versioned_program
-from slurmkit.launch.programs import FlagSet, KeySet
+from slurmkit.launch.programs import FlagSet, KeySet, shipped_programs
 from slurmkit.launch.software import CONTAINERS, container_software
 from slurmkit.site import Site
 
@@ -97,18 +97,29 @@ def overrides(spec: JobSpec) -> list[str]:
 
 
 def bridge_images() -> list[str]:
-    return sorted(image for image, sw in CONTAINERS.items() if sw.megatron_bridge)
+    """Images whose Megatron-Bridge slurmkit has key and flag sets for."""
+    return sorted(image for image, sw in CONTAINERS.items()
+                  if sw.megatron_bridge and _described(sw.megatron_bridge))
+
+
+def _described(version: str) -> bool:
+    return all(f"bridge-{what}-{version}" in shipped_programs() for what in ("config", "run_script"))
 
 
 def image_problem(spec: JobSpec, site: Site) -> str | None:
     """Why the job's image cannot run this launcher (None when it can)."""
     image = container_image(spec, site)
     software = container_software(image)
-    if software is not None and software.megatron_bridge:
+    if software is not None and software.megatron_bridge and _described(software.megatron_bridge):
         return None
-    shipped = "no Megatron-Bridge" if software else "versions slurmkit does not know"
-    return (f"launcher megatron-bridge needs an image that ships Megatron-Bridge; {image or 'no image'}"
-            f" has {shipped} (images that work: {', '.join(bridge_images())})")
+    if software is None:
+        shipped = "versions slurmkit does not know"
+    elif not software.megatron_bridge:
+        shipped = "no Megatron-Bridge"
+    else:
+        shipped = f"Megatron-Bridge {software.megatron_bridge}, whose arguments slurmkit has no description of"
+    return (f"launcher megatron-bridge needs an image that ships a Megatron-Bridge slurmkit can check;"
+            f" {image or 'no image'} has {shipped} (images that work: {', '.join(bridge_images())})")
 
 
 def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:

@@ -110,5 +110,6 @@ def flagset(name: str) -> FlagSet:
     return program
 
 
-def shipped_programs() -> list[str]:
-    return sorted(p.stem for p in PROGRAMS_DIR.glob("*.json"))
+@functools.lru_cache(maxsize=1)
+def shipped_programs() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in PROGRAMS_DIR.glob("*.json")))

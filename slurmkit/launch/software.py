@@ -38,10 +38,11 @@ CONTAINERS: dict[str, ContainerSoftware] = {c.image: c for c in (
                       megatron_core="core_v0.17.0", megatron_bridge="v0.4.0", pytorch="v2.11.0"),
     # NeMo Framework 25.09: NeMo 2.5.0, NeMo Run 0.6.0, Megatron Core 0.14.0, PyTorch 2.8.0a0 (the
     # same table). The patch-suffixed tag is the one dgxc-benchmarking v25.10.02 pulls
-    # (llama3.1/metadata.yaml). Its Megatron-Bridge (0.1.0rc3) is left out: slurmkit has no key set
-    # for that tag, so the megatron-bridge launcher refuses this image.
+    # (llama3.1/metadata.yaml). slurmkit has no key set for its Megatron-Bridge (0.1.0rc3), so
+    # the megatron-bridge launcher refuses this image and says why.
     ContainerSoftware("nvcr.io/nvidia/nemo:25.09.00", "NeMo 25.09", _COMPONENTS_BRIDGE.replace("26.04", "25.09"),
-                      nemo="v2.5.0", megatron_core="core_v0.14.0", pytorch="v2.8.0", nemo_run="v0.6.0"),
+                      nemo="v2.5.0", megatron_core="core_v0.14.0", megatron_bridge="v0.1.0rc3", pytorch="v2.8.0",
+                      nemo_run="v0.6.0"),
     # NGC PyTorch 25.12: "based on 2.10.0a0+b4e4ee81d3", Python 3.12 (NVIDIA's release notes)
     ContainerSoftware("nvcr.io/nvidia/pytorch:25.12-py3", "PyTorch 25.12",
                       "https://docs.nvidia.com/deeplearning/frameworks/pytorch-release-notes/rel-25-12.html",

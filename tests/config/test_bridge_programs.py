@@ -179,8 +179,15 @@ def test_key_and_flag_sets_record_their_sources():
 
 @pytest.mark.parametrize("change, message", [
     ({"container_image": "nvcr.io/nvidia/nemo:24.05"},
-     ("launcher megatron-bridge needs an image that ships Megatron-Bridge; nvcr.io/nvidia/nemo:24.05 has no"
-     " Megatron-Bridge (images that work: nvcr.io/nvidia/nemo:26.04.00)")),
+     ("launcher megatron-bridge needs an image that ships a Megatron-Bridge slurmkit can check;"
+      " nvcr.io/nvidia/nemo:24.05 has no Megatron-Bridge (images that work: nvcr.io/nvidia/nemo:26.04.00)")),
+    ({"container_image": "nvcr.io/nvidia/nemo:25.09.00"},
+     ("launcher megatron-bridge needs an image that ships a Megatron-Bridge slurmkit can check;"
+      " nvcr.io/nvidia/nemo:25.09.00 has Megatron-Bridge v0.1.0rc3, whose arguments slurmkit has no"
+      " description of (images that work: nvcr.io/nvidia/nemo:26.04.00)")),
+    ({"container_image": "example.org/mine:1"},
+     ("launcher megatron-bridge needs an image that ships a Megatron-Bridge slurmkit can check;"
+      " example.org/mine:1 has versions slurmkit does not know (images that work: nvcr.io/nvidia/nemo:26.04.00)")),
     ({"sequence_parallel": "true"}, ("sequence_parallel=True: Megatron-Bridge's run_script.py turns sequence"
      " parallelism on exactly when tp > 1 (tp=1)")),
     ({"model": "llama2-7b"}, "launcher megatron-bridge has no recipe for model llama2-7b"),
