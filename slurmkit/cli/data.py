@@ -29,6 +29,10 @@ def prepare_data(dataset, input_file, out_dir, validation_fraction, seed):
 
     prepared = prepare(dataset, input_file, validation_fraction, seed)
     training, validation = write_prepared(prepared, out_dir)
-    click.echo(f"wrote {training} ({len(prepared.training)} records) and {validation} "
-               f"({len(prepared.validation)} records) from {prepared.records} records of {input_file}; "
-               f"dropped {prepared.dropped_empty} with an empty response")
+    click.echo(f"wrote {training} ({_records(len(prepared.training))}) and {validation} "
+               f"({_records(len(prepared.validation))}) from {_records(prepared.records)} of {input_file}; "
+               f"dropped {prepared.dropped_empty:,} with an empty response")
+
+
+def _records(count: int) -> str:
+    return f"{count:,} record" + ("" if count == 1 else "s")

@@ -127,8 +127,8 @@ def test_cli_reports_what_it_wrote_and_keeps_the_umask(cli, tmp_path):
     finally:
         os.umask(old)
     assert code == 0
-    assert out.strip() == (f"wrote {tmp_path}/alpaca/training.jsonl (1 records) and "
-                           f"{tmp_path}/alpaca/validation.jsonl (1 records) from 3 records of {source}; "
+    assert out.strip() == (f"wrote {tmp_path}/alpaca/training.jsonl (1 record) and "
+                           f"{tmp_path}/alpaca/validation.jsonl (1 record) from 3 records of {source}; "
                            "dropped 1 with an empty response")
     for name in ("training.jsonl", "validation.jsonl"):
         assert stat.S_IMODE((tmp_path / "alpaca" / name).stat().st_mode) == 0o640
