@@ -49,7 +49,7 @@ SITE_FIELDS = ("site", "gpus_per_node", "gpu_model", "gpu_mem_gib", "gpu_peak_tf
                "cost_per_node_hour", "time_limit_min")
 JOB_FIELDS = ("workload", "launcher", "model", "nodes", "tp", "pp", "cp", "vpp",
               "sequence_parallel", "mbs", "gbs", "seq_len", "precision", "steps", "dataset",
-              "container_image")
+              "container_image", "recompute", "parallel", "lr", "checkpoint_interval")
 CONFIG_FIELDS = JOB_FIELDS + SITE_FIELDS
 # Columns that follow from the configuration fields; kept for display, never part of a key.
 FOLLOWER_FIELDS = ("gpus", "dp", "model_params", "model_layers", "model_hidden", "model_ffn_hidden",
@@ -57,7 +57,7 @@ FOLLOWER_FIELDS = ("gpus", "dp", "model_params", "model_layers", "model_hidden",
                    "software")
 # Fields tried, in order, when the caller does not say what to compare.
 AUTO_BY = ("adapters_per_node", "site", "storage_type", "fabric", "adapter_model", "gpu_model",
-           "node_model", "precision", "launcher", "container_image", "tp", "pp", "mbs", "gbs", "seq_len")
+           "node_model", "precision", "launcher", "container_image", "parallel", "recompute", "tp", "pp", "mbs", "gbs", "seq_len")
 REQUIRED_COLUMNS = ("run_id", "status")
 DEFAULT_NOISE_PCT = 1.0
 

@@ -194,6 +194,10 @@ def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: fl
         "fabric": site.network.fabric, "storage_type": storage.type if storage else None,
         "cost_per_node_hour": site.cost_per_node_hour, "mem_estimate_gib": round(mem_gib, 1),
         "container_image": image, "software": software.label if software else None,
+        # launcher knobs that change the job (null where the launcher has no such setting)
+        "recompute": None if spec.launcher == "torchrun" else spec.recompute,
+        "parallel": spec.parallel if spec.launcher == "torchrun" else None,
+        "lr": spec.lr, "checkpoint_interval": spec.checkpoint_interval,
     }
 
 
@@ -208,8 +212,7 @@ def _job(loaded: LoadedExperiment, spec: JobSpec, site: Site, model: ModelArch, 
     exp = loaded.experiment
     params = job_params(spec, site, model, dp, mem_gib, repeat, exp.name)
     params_json = _compact(params)
-    extra = (spec.recompute, spec.parallel, spec.lr, spec.checkpoint_interval, loaded.settings_json)
-    run_id = make_run_id(params_json, json.dumps(extra), params)
+    run_id = make_run_id(params_json, loaded.settings_json, params)
     context = job_context(run_id, params_json, spec, site, model, exp)
     return JobPlan(run_id, f"scripts/{run_id}.sbatch", params, context, params_json=params_json)
 

@@ -39,7 +39,9 @@ from slurmkit.errors import Location, ResultsError
 if TYPE_CHECKING:  # pandas is imported only by the readers (writers stay light and fast)
     import pandas as pd
 
-SCHEMA_VERSION = 1
+# 2: the runs table gained the parameters container_image, software, recompute, parallel, lr and
+# checkpoint_interval; files written before them are refused with the re-parse command.
+SCHEMA_VERSION = 2
 VERSION_KEY = b"slurmkit.schema_version"
 TABLE_KEY = b"slurmkit.table"
 FIX_COMMAND = "slurmkit parse --out {results} <logs>"
@@ -63,6 +65,7 @@ PARAM_TYPES: dict[str, pa.DataType] = {
     "adapters_per_node": _INT, "adapter_model": _STR, "adapter_rate_gbps": _FLOAT, "fabric": _STR,
     "storage_type": _STR, "cost_per_node_hour": _FLOAT, "mem_estimate_gib": _FLOAT,
     "container_image": _STR, "software": _STR,
+    "recompute": _STR, "parallel": _STR, "lr": _FLOAT, "checkpoint_interval": _INT,
 }
 
 

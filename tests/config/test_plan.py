@@ -17,7 +17,7 @@ CONTRACT_KEYS = {
     "model_hidden", "model_ffn_hidden", "model_heads", "model_kv_heads", "model_vocab", "gpu_model",
     "gpu_mem_gib", "gpu_peak_tflops", "node_model", "adapters_per_node", "adapter_model",
     "adapter_rate_gbps", "fabric", "storage_type", "cost_per_node_hour", "mem_estimate_gib",
-    "container_image", "software",
+    "container_image", "software", "recompute", "parallel", "lr", "checkpoint_interval",
 }
 
 

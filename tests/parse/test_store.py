@@ -73,7 +73,7 @@ def test_wrong_version_refused_with_fix(tmp_path: Path):
     with pytest.raises(ResultsError) as err:
         store.read_runs(tmp_path)
     text = str(err.value.problems[0])
-    assert "found 0, required 1" in text
+    assert f"found 0, required {store.SCHEMA_VERSION}" in text
     assert f"slurmkit parse --out {tmp_path} <logs>" in text
 
 
@@ -203,7 +203,7 @@ def test_wrong_version_in_batch_refused(tmp_path: Path):
     path = tmp_path / "steps" / store.batch_file_name("ab")
     table = pq.read_table(path)
     pq.write_table(table.replace_schema_metadata({b"slurmkit.schema_version": b"7"}), path)
-    with pytest.raises(ResultsError, match="found 7, required 1"):
+    with pytest.raises(ResultsError, match=f"found 7, required {store.SCHEMA_VERSION}"):
         store.read_steps(tmp_path, run_ids=["a"])
 
 

@@ -164,6 +164,16 @@ def test_baseline_given_as_text_matches_numbers(runs):
     assert c.baseline == 8 and set(c.pairs["candidate"]) == {4}
 
 
+@pytest.mark.parametrize("field, values", [("parallel", ["ddp", "fsdp"]), ("recompute", ["selective", "full"]),
+                                           ("lr", [3e-4, 1e-4]), ("checkpoint_interval", [None, 100])])
+def test_runs_that_differ_in_a_launcher_knob_are_separate_configurations(make_run, field, values):
+    rows = [make_run("m7", 1, "A", r, time_s=1000.0, tps=100.0 + r, **{field: values[r % 2]}) for r in range(4)]
+    configs = aggregate_repeats(normalize_runs(pd.DataFrame(rows))[0])
+    assert len(configs) == 2 and set(configs["n_runs"]) == {2}
+    assert sorted(configs["tokens_per_s_per_gpu_mean"]) == [101.0, 102.0]  # (100, 102) and (101, 103)
+    assert field in pair_key_columns("adapters_per_node")
+
+
 def test_runs_in_different_containers_are_never_pooled(make_run):
     # the same shape on the same site, measured in two container releases: two configurations
     rows = [make_run("m7", 1, "A", r, time_s=t, tps=v, container_image=image, software=label)

@@ -75,6 +75,13 @@ def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys,
     runs = read_runs(run_dir / "results")
     assert sorted(runs["run_id"]) == sorted(records)
     assert set(runs["status"]) == {"completed"} and set(runs["slurm_state"]) == {"COMPLETED"}
+    # the sweep's axis (DDP vs FSDP) is a parameter of each run, so the comparison keeps the two
+    # apart instead of averaging them as repeats of one configuration
+    from slurmkit.compare import compare_runs
+    assert sorted(runs["parallel"]) == ["ddp", "fsdp"]
+    comparison = compare_runs(runs, by="parallel")
+    assert sorted(comparison.configs["parallel"]) == ["ddp", "fsdp"]
+    assert set(comparison.configs["n_runs"]) == {1}
 
 
 def hostnames(nodelist: str) -> list[str]:
