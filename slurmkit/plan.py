@@ -7,7 +7,6 @@ docs/contracts.md; ``run_id`` is a readable prefix plus a hash of everything tha
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from slurmkit.experiment import JobSpec, LoadedExperiment, load_experiment, poin
 from slurmkit.launch.common import container_image
 from slurmkit.launch.software import container_software
 from slurmkit.memory import Layout, estimate
+from slurmkit.runid import make_run_id, varying_fields
 from slurmkit.site import Site, load_site
 
 SCHEMA_VERSION = 1
@@ -44,6 +44,7 @@ class Plan:
     sites: dict[str, dict]
     jobs: list[JobPlan]
     warnings: list[Problem] = field(default_factory=list)
+    axes: tuple[str, ...] = ()  # the job fields that vary within the sweep (generate's table shows them)
 
     def to_json(self) -> str:
         """plan.json (docs/contracts.md): sorted keys, stable bytes, one job per line.
@@ -81,8 +82,9 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: P
     site_table, problems = _sites(loaded, site_dirs)
     jobs: list[JobPlan] = []
     seen: set[str] = set()
+    label_fields = varying_fields(loaded.points)  # what run ids show besides model, workload, nodes, site
     for point in loaded.points:
-        job_problems, resolved = _resolve_point(loaded, point, site_table, models)
+        job_problems, resolved = _resolve_point(loaded, point, site_table, models, label_fields)
         problems += job_problems
         for job in resolved:
             if job.run_id not in seen:
@@ -94,14 +96,16 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: P
     if not jobs:
         raise ConfigError("the sweep has no points", location=loaded.doc.location(("matrix",)),
                           hint="check matrix.exclude")
-    from slurmkit.render import Renderer  # rendering after validation: nothing is half-done
+    # rendering after validation: nothing is half-done
+    from slurmkit.render import Renderer
 
     renderer = Renderer(templates_dir)
     for job in jobs:
         job.text = renderer.render(job.context)
     used = sorted({job.params["site"] for job in jobs})
     return Plan(loaded.experiment.name, loaded.file,
-                {name: site_table[name][0].to_dict() for name in used}, jobs, warnings)
+                {name: site_table[name][0].to_dict() for name in used}, jobs, warnings,
+                varying_fields(loaded.points, ("model", "workload")) + label_fields)
 
 
 def _models(loaded: LoadedExperiment) -> dict[str, ModelArch]:
@@ -132,8 +136,8 @@ def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
     return {**table, **{s.name: (s, n) for s, n in list(table.values())}}, problems
 
 
-def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, models: dict
-                   ) -> tuple[list[Problem], list[JobPlan]]:
+def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, models: dict,
+                   label_fields: tuple[str, ...] = ()) -> tuple[list[Problem], list[JobPlan]]:
     def where(*names: str) -> Location:
         """The line that set the first of ``names`` present in the file (defaults have none)."""
         for name in names:
@@ -156,7 +160,7 @@ def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, mode
         return problems, []
     mem = estimate(model, _layout(spec, dp), site.gpu.reserved_gib)
     problems += check_memory(spec, site, mem, where)
-    jobs = [_job(loaded, spec, site, model, dp, mem.total_gib, repeat)
+    jobs = [_job(loaded, spec, site, model, dp, mem.total_gib, repeat, label_fields)
             for repeat in range(loaded.experiment.repeats)]
     problems += check_command(spec, site, model, loaded, jobs[0].context, where)
     return problems, jobs
@@ -201,18 +205,12 @@ def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: fl
     }
 
 
-def make_run_id(params_json: str, extra_json: str, params: dict[str, Any]) -> str:
-    """``<model>-<workload>-n<nodes>-<site>-<8 hex>``; the hash covers params and launcher extras."""
-    digest = hashlib.sha256(f"{params_json}\n{extra_json}".encode()).hexdigest()[:8]
-    return f"{params['model']}-{params['workload']}-n{params['nodes']}-{params['site']}-{digest}"
-
-
 def _job(loaded: LoadedExperiment, spec: JobSpec, site: Site, model: ModelArch, dp: int,
-         mem_gib: float, repeat: int) -> JobPlan:
+         mem_gib: float, repeat: int, label_fields: tuple[str, ...]) -> JobPlan:
     exp = loaded.experiment
     params = job_params(spec, site, model, dp, mem_gib, repeat, exp.name)
     params_json = _compact(params)
-    run_id = make_run_id(params_json, loaded.settings_json, params)
+    run_id = make_run_id(params, params_json, loaded.settings_json, label_fields)
     context = job_context(run_id, params_json, spec, site, model, exp)
     return JobPlan(run_id, f"scripts/{run_id}.sbatch", params, context, params_json=params_json)
 

@@ -34,7 +34,7 @@ def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, stri
                      site_dirs=list(site_dirs) or None)
     for problem in plan.warnings:
         click.echo(f"warning: {problem}", err=True)
-    _print_jobs(plan.jobs, fmt)
+    _print_jobs(plan.jobs, fmt, plan.axes)
     if dry_run:
         click.echo(f"dry run: {len(plan.jobs)} jobs, nothing written", err=True)
         return
@@ -45,16 +45,22 @@ def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, stri
     click.echo(f"wrote {len(summary.written)} files, {len(summary.unchanged)} unchanged, in {out}", err=True)
 
 
-def _print_jobs(jobs, fmt: str) -> None:
+def _print_jobs(jobs, fmt: str, axes: tuple[str, ...] = ()) -> None:
     if fmt == "json":
         click.echo(json.dumps([{"run_id": j.run_id, "script": j.script, "params": j.params} for j in jobs],
                               indent=1, sort_keys=True))
         return
-    head = ("run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", "mem_gib")
+    shown = ("site", "nodes", "gpus", "tp", "pp", "dp", "gbs")
+    extra = tuple(a for a in axes if a not in shown)  # the sweep's other axes, one column each
+    head = ("run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", *extra, "mem_gib")
     rows = [(j.run_id, j.params["site"], str(j.params["nodes"]), str(j.params["gpus"]),
              f"{j.params['tp']}/{j.params['pp']}/{j.params['dp']}", str(j.params["gbs"]),
-             f"{j.params['mem_estimate_gib']:.1f}") for j in jobs]
+             *(_cell(j.params.get(a)) for a in extra), f"{j.params['mem_estimate_gib']:.1f}") for j in jobs]
     _print_rows(head, rows, fmt)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else str(value)
 
 
 def _print_rows(head: tuple, rows: list[tuple], fmt: str) -> None:
