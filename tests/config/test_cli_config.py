@@ -15,7 +15,7 @@ SMOKE = str(ROOT / "experiments" / "local-smoke.yaml")
 def test_generate_writes_and_regenerates_nothing(cli, tmp_path):
     code, out, err = cli("generate", SMOKE, "--out", str(tmp_path / "run"))
     assert code == 0
-    assert out.splitlines()[0].split() == ["run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", "mem_gib"]
+    assert out.splitlines()[0].split() == ["run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", "parallel", "mem_gib"]
     assert len(out.splitlines()) == 3
     # two scripts, plan.json and the trainer both scripts run
     assert err.strip() == f"wrote 4 files, 0 unchanged, in {tmp_path / 'run'}"
