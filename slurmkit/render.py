@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import os
 import shlex
 import shutil
@@ -19,6 +20,7 @@ import jinja2
 
 from slurmkit.atomic import write_bytes_atomic, write_text_atomic
 from slurmkit.errors import ConfigError, Location, SlurmkitError
+from slurmkit.manifest import read_manifest
 from slurmkit.resources import shipped_dir
 from slurmkit.runfile import RunFile, run_files
 
@@ -111,11 +113,30 @@ class WriteSummary:
     out_dir: Path
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)  # scripts of runs no longer in the plan
+    kept: list[Path] = field(default_factory=list)  # ... except those already submitted (manifest)
+
+    def describe(self) -> str:
+        text = f"wrote {len(self.written)} files, {len(self.unchanged)} unchanged"
+        if self.removed:
+            text += f", removed {_scripts(len(self.removed))} of runs no longer in the plan"
+        if self.kept:
+            text += f", kept {_scripts(len(self.kept))} of submitted runs no longer in the plan"
+        return f"{text}, in {self.out_dir}"
 
 
-def write_plan(plan: Any, out_dir: Path | str) -> WriteSummary:
+def _scripts(count: int) -> str:
+    return f"{count} script" + ("" if count == 1 else "s")
+
+
+def write_plan(plan: Any, out_dir: Path | str, *, force: bool = False) -> WriteSummary:
     """Write the files the scripts run (``trainer/...``, ``runfile.RunFile``), then
     ``scripts/<run_id>.sbatch``, then ``plan.json``, each atomically; identical files stay.
+    Then remove the scripts of runs the plan no longer has, unless the manifest shows them
+    submitted (their record and log belong to the directory's history).
+
+    A directory that holds another experiment's plan is refused unless ``force``: two experiments
+    in one run directory would mix their runs in status, collect and parse.
 
     A fresh ``scripts/`` folder appears in one rename; into an existing one each changed script
     is renamed into place. Either way a reader never sees half a script, no per-script fsync is
@@ -125,7 +146,7 @@ def write_plan(plan: Any, out_dir: Path | str) -> WriteSummary:
     enabled = gc.isenabled()
     gc.disable()  # as in make_plan: a large plan makes every cyclic collection rescan it
     try:
-        return _write_plan(plan, Path(out_dir))
+        return _write_plan(plan, Path(out_dir), force)
     except OSError as exc:
         raise SlurmkitError(f"cannot write the run directory: {exc.strerror}: {exc.filename}",
                             location=Location(str(out_dir)), hint="choose another --out") from None
@@ -134,8 +155,10 @@ def write_plan(plan: Any, out_dir: Path | str) -> WriteSummary:
             gc.enable()
 
 
-def _write_plan(plan: Any, out: Path) -> WriteSummary:
+def _write_plan(plan: Any, out: Path, force: bool) -> WriteSummary:
     summary = WriteSummary(out)
+    if not force:
+        _refuse_other_experiment(plan.experiment, out / "plan.json")
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     # before the scripts, so no script is ever on disk without the files it names
@@ -150,7 +173,37 @@ def _write_plan(plan: Any, out: Path) -> WriteSummary:
             (summary.written if changed else summary.unchanged).append(path)
     path = out / "plan.json"
     (summary.written if write_text_atomic(path, plan.to_json()) else summary.unchanged).append(path)
+    _remove_stale_scripts(plan.jobs, out, summary)  # after plan.json: it never names a removed script
     return summary
+
+
+def _refuse_other_experiment(experiment: str, path: Path) -> None:
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8")).get("experiment")
+    except (FileNotFoundError, NotADirectoryError):
+        return  # a new directory (or one that cannot be made: the write says why)
+    except (ValueError, AttributeError) as exc:  # not JSON, or not a plan
+        raise SlurmkitError(f"cannot read the run directory's plan: {exc}", location=Location(str(path)),
+                            hint="choose another --out, or pass --force to replace it") from None
+    if existing != experiment:
+        raise SlurmkitError(f"the run directory holds experiment {existing!r}, not {experiment!r}",
+                            location=Location(str(path)),
+                            hint="choose another --out, or pass --force to replace its plan (the manifest"
+                                 " of submitted runs is kept)")
+
+
+def _remove_stale_scripts(jobs: list[Any], out: Path, summary: WriteSummary) -> None:
+    planned = {Path(job.script).name for job in jobs}
+    stale = sorted(p for p in (out / "scripts").glob("*.sbatch") if p.name not in planned)
+    if not stale:
+        return
+    submitted = set(read_manifest(out))
+    for path in stale:
+        if path.stem in submitted:
+            summary.kept.append(path)
+        else:
+            path.unlink(missing_ok=True)
+            summary.removed.append(path)
 
 
 def _write_run_files(jobs: list[Any], out: Path, summary: WriteSummary) -> None:

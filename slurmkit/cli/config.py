@@ -25,7 +25,8 @@ SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Pat
 @click.option("--dry-run", is_flag=True, help="Validate and print the table; write nothing.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, strict, fmt):
+@click.option("--force", is_flag=True, help="Write into a run directory that holds another experiment's plan.")
+def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, strict, fmt, force):
     """Validate EXPERIMENT (a YAML file or a shipped experiment's name) and write plan.json and
     one sbatch script per job."""
     from slurmkit.plan import make_plan
@@ -41,8 +42,8 @@ def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, stri
     from slurmkit.render import write_plan
 
     out = out_dir or Path("runs") / plan.experiment
-    summary = write_plan(plan, out)
-    click.echo(f"wrote {len(summary.written)} files, {len(summary.unchanged)} unchanged, in {out}", err=True)
+    summary = write_plan(plan, out, force=force)
+    click.echo(summary.describe(), err=True)
 
 
 def _print_jobs(jobs, fmt: str, axes: tuple[str, ...] = ()) -> None:

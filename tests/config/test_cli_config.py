@@ -181,3 +181,41 @@ def test_models_with_user_file(cli, tmp_path):
                       " kv_heads: 4, vocab: 32000, max_seq_len: 2048}\n")
     code, out, _ = cli("models", "--models-file", str(models), "--format", "csv")
     assert code == 0 and "mine,1.10B,22,2048,5632,32,4,32000,2048" in out.splitlines()
+
+
+def test_regenerating_a_smaller_sweep_removes_the_scripts_it_no_longer_has(cli, tmp_path, write_yaml):
+    run = tmp_path / "run"
+    two = write_yaml("two.yaml", Path(SMOKE).read_text())
+    assert cli("generate", str(two), "--out", str(run))[0] == 0
+    ddp, fsdp = sorted((run / "scripts").iterdir())
+    assert "-ddp-" in ddp.name and "-fsdp-" in fsdp.name
+    # fsdp was submitted (the manifest records it), ddp never was
+    (run / "manifest.jsonl").write_text(json.dumps({"run_id": fsdp.stem, "job_id": "17", "state": "PENDING",
+                                                    "submit_time": "2026-12-04T17:00:00Z"}) + "\n")
+    one = write_yaml("one.yaml", Path(SMOKE).read_text().replace("parallel: [ddp, fsdp]", "parallel: [ddp]")
+                     .replace("matrix:\n", "matrix:\n  steps: [30]\n"))
+    code, out, err = cli("generate", str(one), "--out", str(run))
+    assert code == 0
+    [new] = [p for p in (run / "scripts").iterdir() if p not in (ddp, fsdp)]
+    assert sorted((run / "scripts").iterdir()) == sorted([new, fsdp])  # ddp removed, fsdp kept
+    assert err.strip() == (f"wrote 2 files, 1 unchanged, removed 1 script of runs no longer in the plan,"
+                           f" kept 1 script of submitted runs no longer in the plan, in {run}")
+    assert json.loads((run / "manifest.jsonl").read_text())["run_id"] == fsdp.stem
+
+
+def test_another_experiment_needs_force_and_keeps_the_manifest(cli, tmp_path, write_yaml):
+    run = tmp_path / "run"
+    assert cli("generate", SMOKE, "--out", str(run))[0] == 0
+    manifest = json.dumps({"run_id": "x", "job_id": "3", "state": "COMPLETED", "submit_time": "2026-12-04T17:00:00Z"}) + "\n"
+    (run / "manifest.jsonl").write_text(manifest)
+    other = write_yaml("other.yaml", Path(SMOKE).read_text().replace("name: local-smoke", "name: other"))
+    code, _, err = cli("generate", str(other), "--out", str(run))
+    assert code == 2
+    assert err == (f"error: {run / 'plan.json'}: the run directory holds experiment 'local-smoke', not 'other'"
+                   " (hint: choose another --out, or pass --force to replace its plan (the manifest of"
+                   " submitted runs is kept))\n")
+    assert json.loads((run / "plan.json").read_text())["experiment"] == "local-smoke"
+    code, _, _ = cli("generate", str(other), "--out", str(run), "--force")
+    assert code == 0
+    assert json.loads((run / "plan.json").read_text())["experiment"] == "other"
+    assert (run / "manifest.jsonl").read_text() == manifest
