@@ -1,7 +1,7 @@
 """Gather a sweep's accounting and log paths into its run directory (DIR/accounting/).
 
 With accounting: DIR/accounting/sacct.txt is `sacct --parsable2` with a header, job and step
-rows, the fields of :data:`slurmkit.slurm.SACCT_FIELDS`. Right after a job ends sacct may show a
+rows, the fields of :data:`slurmkit.rundir.SACCT_FIELDS`. Right after a job ends sacct may show a
 placeholder row (job name "allocation") for a few seconds; collect waits for real rows of every
 finished job (bounded) so the file describes the jobs. Without accounting it writes
 DIR/accounting/scontrol.txt (`scontrol show job -o` lines of the sweep's jobs, while the
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 from slurmkit.atomic import write_text_atomic
-from slurmkit.slurm import SACCT_FIELDS, SlurmClient, parse_parsable2, PLACEHOLDER_JOB_NAME
+from slurmkit.rundir import SACCT_FIELDS, SACCT_FILE, SCONTROL_FILE, sacct_jobs
+from slurmkit.slurm import SlurmClient
 from slurmkit.track import refresh
-
-ACCOUNTING_DIR = "accounting"
 
 
 @dataclass
@@ -33,9 +32,7 @@ class CollectReport:
 
 def placeholder_jobs(text: str, job_ids: set[str]) -> set[str]:
     """Job ids with no real allocation row yet (absent, or only the placeholder row)."""
-    real = {row["JobID"] for row in parse_parsable2(text)
-            if "." not in row.get("JobID", ".") and row.get("JobName") != PLACEHOLDER_JOB_NAME}
-    return job_ids - real
+    return job_ids - set(sacct_jobs(text))
 
 
 def settled_sacct(client: SlurmClient, job_ids: list[str], wait_s: float,
@@ -56,7 +53,6 @@ def collect(run_dir: Path, client: SlurmClient, *, wait_s: float = 15) -> Collec
     status = refresh(run_dir, client)
     records = [r for r in status.records.values() if r.job_id]
     job_ids = [r.job_id for r in records]
-    out_dir = run_dir / ACCOUNTING_DIR
     report = CollectReport(None, status.accounting)
     report.unfinished = [r.run_id for r in records if not r.finished]
     if not job_ids:
@@ -67,11 +63,11 @@ def collect(run_dir: Path, client: SlurmClient, *, wait_s: float = 15) -> Collec
         if set(job_ids) != set(finished_ids):  # unfinished jobs: one more query, no waiting
             text = client.sacct(job_ids, SACCT_FIELDS)
         report.pending_accounting = sorted(missing, key=int)
-        report.accounting_file = out_dir / "sacct.txt"
+        report.accounting_file = run_dir / SACCT_FILE
         write_text_atomic(report.accounting_file, text or "|".join(SACCT_FIELDS) + "\n")
     else:
         lines = client_show_lines(client, job_ids)
-        report.accounting_file = out_dir / "scontrol.txt"
+        report.accounting_file = run_dir / SCONTROL_FILE
         write_text_atomic(report.accounting_file, "".join(line + "\n" for line in lines))
     for record in records:
         path = run_dir / record.log_path if record.log_path else None

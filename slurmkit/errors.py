@@ -66,3 +66,8 @@ class SlurmError(SlurmkitError):
 
 class ResultsError(SlurmkitError):
     """A results folder or log cannot be read (wrong schema version, unknown format...)."""
+
+
+class RunDirError(SlurmkitError):
+    """A run directory's file (plan.json, manifest.jsonl, a provenance line, sacct output) is
+    not what the contract says (docs/contracts.md); the location names the file and line."""

@@ -12,7 +12,6 @@ ResultsError (exit 2) after every other file was written.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -23,10 +22,11 @@ from typing import Any, Callable, Iterable
 import pyarrow.compute as pc
 
 from slurmkit import metrics, store
-from slurmkit.accounting import JobAccounting, read_accounting
 from slurmkit.errors import Location, Problem, ResultsError
 from slurmkit.parsers import FORMATS
-from slurmkit.parsers.failures import Failure, slurm_failure
+from slurmkit.parsers.failures import Failure
+from slurmkit.rundir import (SACCT_FILE, SacctJob, read_manifest, read_plan, read_sacct, select_params,
+                             split_log_stem, state_failure)
 from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log, worker_init
 
 FORMAT_CHOICES = ("auto", *FORMATS)
@@ -42,7 +42,7 @@ class RunContext:
 
     params: dict[str, dict[str, Any]] = field(default_factory=dict)   # run_id -> params
     job_ids: dict[str, str] = field(default_factory=dict)             # run_id -> job_id
-    accounting: dict[str, JobAccounting] = field(default_factory=dict)
+    accounting: dict[str, SacctJob] = field(default_factory=dict)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -70,30 +70,13 @@ def _files_below(folder: Path) -> Iterable[Path]:
 
 def load_run_dir(run_dir: Path | str) -> RunContext:
     """plan.json, manifest.jsonl and accounting/sacct.txt of a run directory (each optional
-    except plan.json)."""
+    except plan.json; slurmkit.rundir reads them and reports a bad line as an error)."""
     run_dir = Path(run_dir)
-    plan_path = run_dir / "plan.json"
-    try:
-        plan = json.loads(plan_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{run_dir} has no plan.json", location=Location(str(plan_path)),
-                           hint="--run-dir takes a folder written by `slurmkit generate --out`")
-    except ValueError as exc:
-        raise ResultsError(f"invalid JSON: {exc}", location=Location(str(plan_path)))
-    ctx = RunContext(params={j["run_id"]: dict(j.get("params") or {})
-                             for j in plan.get("jobs", []) if isinstance(j, dict) and "run_id" in j})
-    manifest = run_dir / "manifest.jsonl"
-    if manifest.is_file():
-        for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and entry.get("run_id") and entry.get("job_id"):
-                ctx.job_ids[entry["run_id"]] = str(entry["job_id"])
-    sacct = run_dir / "accounting" / "sacct.txt"
+    ctx = RunContext(params={job.run_id: job.params for job in read_plan(run_dir).jobs})
+    ctx.job_ids = {r.run_id: r.job_id for r in read_manifest(run_dir).values() if r.job_id}
+    sacct = run_dir / SACCT_FILE
     if sacct.is_file():
-        ctx.accounting = read_accounting(sacct)
+        ctx.accounting = read_sacct(sacct)
     return ctx
 
 
@@ -102,10 +85,9 @@ def identify(path: Path, log: ParsedLog, ctx: RunContext) -> tuple[str, str | No
     prov = log.provenance or {}
     stem = path.stem
     run_id, job_id = prov.get("run_id"), prov.get("job_id")
-    if not run_id:
-        head, sep, tail = stem.rpartition("_")
-        if sep and head in ctx.params:
-            run_id, job_id = head, job_id or tail
+    named = split_log_stem(stem)
+    if not run_id and named and named[0] in ctx.params:
+        run_id, job_id = named[0], job_id or named[1]
     if not run_id:
         run_id = stem
     m = _JOB_ID.search(stem)
@@ -119,7 +101,9 @@ def build_run(path: Path, log: ParsedLog, ctx: RunContext,
     """The runs-table row of one parsed log."""
     run_id, job_id, params = identify(path, log, ctx)
     steps = log.steps
-    row: dict[str, Any] = {k: params.get(k) for k in store.PARAM_TYPES if k in params}
+    params, left_out = select_params(params)  # unknown keys and mistyped values: warnings
+    log.warnings += [f"{path}: {warning}" for warning in left_out]
+    row: dict[str, Any] = dict(params)  # the runs table's parameter columns
     row.update(run_id=run_id, job_id=job_id, source_format=log.format, source_file=str(path))
     target = params.get("steps") if isinstance(params.get("steps"), int) else log.steps_target
     last = pc.max(steps.column("step")).as_py()
@@ -140,11 +124,11 @@ def build_run(path: Path, log: ParsedLog, ctx: RunContext,
     return row
 
 
-def _set_status(row: dict[str, Any], log: ParsedLog, steps: Any, acct: JobAccounting | None) -> None:
+def _set_status(row: dict[str, Any], log: ParsedLog, steps: Any, acct: SacctJob | None) -> None:
     """status + failure_reason/evidence: text evidence, then Slurm's state, then NaN values."""
     failure: Failure | None = log.failure
-    if failure is None and acct is not None and slurm_failure(acct.state):
-        failure = Failure(slurm_failure(acct.state), f"sacct: State={acct.state} ExitCode={acct.exit_code}", None)
+    if failure is None and acct is not None and state_failure(acct.state):
+        failure = Failure(state_failure(acct.state), f"sacct: State={acct.state} ExitCode={acct.exit_code}", None)
     bad = metrics.first_non_finite(steps)
     if failure is None and bad is not None:
         step, column, line = bad

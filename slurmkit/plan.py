@@ -21,10 +21,9 @@ from slurmkit.experiment import JobSpec, LoadedExperiment, load_experiment, poin
 from slurmkit.launch.common import container_image
 from slurmkit.launch.software import container_software
 from slurmkit.memory import Layout, estimate
+from slurmkit.rundir import plan_text, script_path
 from slurmkit.runid import make_run_id, varying_fields
 from slurmkit.site import Site, load_site
-
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -47,18 +46,9 @@ class Plan:
     axes: tuple[str, ...] = ()  # the job fields that vary within the sweep (generate's table shows them)
 
     def to_json(self) -> str:
-        """plan.json (docs/contracts.md): sorted keys, stable bytes, one job per line.
-
-        Built from compact dumps (the C encoder) because ``indent`` makes json use its pure-Python
-        encoder, seconds for a 10,000-job plan.
-        """
-        head = {"schema_version": SCHEMA_VERSION, "experiment": self.experiment,
-                "experiment_file": self.experiment_file, "sites": self.sites}
-        # run ids are made of validated names ([A-Za-z0-9._-]) and hex: no JSON escaping needed
-        jobs = ",\n".join(f'{{"params":{j.params_json or _compact(j.params)},"run_id":"{j.run_id}",'
-                          f'"script":"{j.script}"}}' for j in self.jobs)
-        text = _compact(head)
-        return f'{text[:-1]},\n"jobs":[\n{jobs}\n]}}\n'
+        """plan.json's text (slurmkit.rundir.plan_text)."""
+        return plan_text(self.experiment, self.experiment_file, self.sites,
+                         ((j.run_id, j.script, j.params_json or _compact(j.params)) for j in self.jobs))
 
 
 def make_plan(experiment: Path | str, sites: list[str] | None = None, *, templates_dir: Path | str | None = None,
@@ -173,7 +163,7 @@ def _layout(spec: JobSpec, dp: int) -> Layout:
 
 def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: float, repeat: int,
                experiment: str) -> dict[str, Any]:
-    """The flat parameters of docs/contracts.md."""
+    """The flat parameters of docs/contracts.md: exactly the keys of slurmkit.rundir.PARAMS."""
     adapters = site.network.adapters
     image = container_image(spec, site)
     software = container_software(image)
@@ -212,7 +202,7 @@ def _job(loaded: LoadedExperiment, spec: JobSpec, site: Site, model: ModelArch, 
     params_json = _compact(params)
     run_id = make_run_id(params, params_json, loaded.settings_json, label_fields)
     context = job_context(run_id, params_json, spec, site, model, exp)
-    return JobPlan(run_id, f"scripts/{run_id}.sbatch", params, context, params_json=params_json)
+    return JobPlan(run_id, script_path(run_id), params, context, params_json=params_json)
 
 
 def _compact(value: Any) -> str:

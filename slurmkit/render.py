@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import os
 import shlex
 import shutil
@@ -19,8 +18,8 @@ from typing import Any
 import jinja2
 
 from slurmkit.atomic import write_bytes_atomic, write_text_atomic
-from slurmkit.errors import ConfigError, Location, SlurmkitError
-from slurmkit.manifest import read_manifest
+from slurmkit.errors import ConfigError, Location, RunDirError, SlurmkitError
+from slurmkit.rundir import LOGS_DIR, PLAN_FILE, SCRIPTS_DIR, read_manifest, read_plan, write_plan_file
 from slurmkit.resources import shipped_dir
 from slurmkit.runfile import RunFile, run_files
 
@@ -158,12 +157,12 @@ def write_plan(plan: Any, out_dir: Path | str, *, force: bool = False) -> WriteS
 def _write_plan(plan: Any, out: Path, force: bool) -> WriteSummary:
     summary = WriteSummary(out)
     if not force:
-        _refuse_other_experiment(plan.experiment, out / "plan.json")
+        _refuse_other_experiment(plan.experiment, out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "logs").mkdir(exist_ok=True)
+    (out / LOGS_DIR).mkdir(exist_ok=True)
     # before the scripts, so no script is ever on disk without the files it names
     _write_run_files(plan.jobs, out, summary)
-    scripts = out / "scripts"
+    scripts = out / SCRIPTS_DIR
     if not scripts.exists():
         summary.written += _write_scripts_staged(plan.jobs, out)
     else:
@@ -171,30 +170,29 @@ def _write_plan(plan: Any, out: Path, force: bool) -> WriteSummary:
             path = out / job.script
             changed = write_text_atomic(path, job.text, mode=0o755, durable=False)
             (summary.written if changed else summary.unchanged).append(path)
-    path = out / "plan.json"
-    (summary.written if write_text_atomic(path, plan.to_json()) else summary.unchanged).append(path)
+    (summary.written if write_plan_file(out, plan.to_json()) else summary.unchanged).append(out / PLAN_FILE)
     _remove_stale_scripts(plan.jobs, out, summary)  # after plan.json: it never names a removed script
     return summary
 
 
-def _refuse_other_experiment(experiment: str, path: Path) -> None:
-    try:
-        existing = json.loads(path.read_text(encoding="utf-8")).get("experiment")
-    except (FileNotFoundError, NotADirectoryError):
+def _refuse_other_experiment(experiment: str, out: Path) -> None:
+    if not (out / PLAN_FILE).is_file():
         return  # a new directory (or one that cannot be made: the write says why)
-    except (ValueError, AttributeError) as exc:  # not JSON, or not a plan
-        raise SlurmkitError(f"cannot read the run directory's plan: {exc}", location=Location(str(path)),
+    try:
+        existing = read_plan(out).experiment
+    except RunDirError as exc:
+        raise SlurmkitError(f"cannot read the run directory's plan: {exc}", location=exc.location,
                             hint="choose another --out, or pass --force to replace it") from None
     if existing != experiment:
         raise SlurmkitError(f"the run directory holds experiment {existing!r}, not {experiment!r}",
-                            location=Location(str(path)),
+                            location=Location(str(out / PLAN_FILE)),
                             hint="choose another --out, or pass --force to replace its plan (the manifest"
                                  " of submitted runs is kept)")
 
 
 def _remove_stale_scripts(jobs: list[Any], out: Path, summary: WriteSummary) -> None:
     planned = {Path(job.script).name for job in jobs}
-    stale = sorted(p for p in (out / "scripts").glob("*.sbatch") if p.name not in planned)
+    stale = sorted(p for p in (out / SCRIPTS_DIR).glob("*.sbatch") if p.name not in planned)
     if not stale:
         return
     submitted = set(read_manifest(out))
@@ -227,7 +225,7 @@ def _write_scripts_staged(jobs: list[Any], out: Path) -> list[Path]:
     """A fresh ``scripts/``: write every file into a hidden staging folder, then rename the
     folder into place in one step (atomic for the whole set, and half the file-system work of
     a temporary file and a rename per script)."""
-    staging = out / f".scripts-{os.getpid()}.tmp"
+    staging = out / f".{SCRIPTS_DIR}-{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)  # left over from a crashed run of this pid
     staging.mkdir()
     try:
@@ -235,7 +233,7 @@ def _write_scripts_staged(jobs: list[Any], out: Path) -> list[Path]:
             fd = os.open(staging / Path(job.script).name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(job.text)
-        os.rename(staging, out / "scripts")
+        os.rename(staging, out / SCRIPTS_DIR)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

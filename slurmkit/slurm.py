@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from slurmkit.errors import SlurmError
-
-# Fields `collect` stores (sacct --parsable2); ConsumedEnergy is empty where the site has no plugin.
-SACCT_FIELDS = ("JobID", "JobName", "State", "ExitCode", "Elapsed", "NodeList", "Start", "End",
-                "AllocTRES", "ConsumedEnergy")
+from slurmkit.rundir import SACCT_FIELDS, normalize_state, sacct_jobs
 
 # Controller hiccups worth retrying; anything else (a rejected script) fails at once.
 TRANSIENT_MARKERS = (
@@ -28,9 +25,6 @@ TRANSIENT_MARKERS = (
 # Environment variables that would silently change what the commands do or print.
 _ENV_PREFIXES = ("SBATCH_", "SQUEUE_", "SACCT_", "SCANCEL_", "SLURM_TIME_FORMAT")
 
-# An sacct row that is a placeholder while the job's record is being written (seconds after it ends).
-PLACEHOLDER_JOB_NAME = "allocation"
-
 
 @dataclass(frozen=True)
 class JobInfo:
@@ -38,7 +32,7 @@ class JobInfo:
 
     job_id: str
     name: str | None
-    state: str                  # first word of Slurm's state: "CANCELLED by 0" -> "CANCELLED"
+    state: str                  # slurmkit.rundir.normalize_state: "CANCELLED by 0" -> "CANCELLED"
     exit_code: str | None = None  # "rc:signal", e.g. "3:0"
     nodelist: str | None = None
     reason: str | None = None
@@ -79,12 +73,6 @@ def clean_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in env.items() if not k.startswith(_ENV_PREFIXES)}
 
 
-def normalize_state(state: str) -> str:
-    """'CANCELLED by 0' -> 'CANCELLED', 'COMPLETED+' -> 'COMPLETED'."""
-    word = state.strip().split(" ", 1)[0]
-    return word.rstrip("+") or "UNKNOWN"
-
-
 def exit_code_of(wait_status: str) -> str | None:
     """squeue's exit_code (a raw wait status, 768) in sacct's 'code:signal' form ('3:0')."""
     try:
@@ -94,27 +82,11 @@ def exit_code_of(wait_status: str) -> str | None:
     return f"{status >> 8}:{status & 0x7F}"
 
 
-def parse_parsable2(text: str) -> list[dict[str, str]]:
-    """Rows of `sacct --parsable2` output with its header line."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        return []
-    header = lines[0].split("|")
-    return [dict(zip(header, ln.split("|"))) for ln in lines[1:]]
-
-
 def jobs_from_sacct(text: str) -> dict[str, JobInfo]:
-    """One JobInfo per allocation row (steps like '12.batch' skipped), placeholders dropped."""
-    jobs = {}
-    for row in parse_parsable2(text):
-        job_id = row.get("JobID", "")
-        if not job_id or "." in job_id or row.get("JobName") == PLACEHOLDER_JOB_NAME:
-            continue
-        nodes = row.get("NodeList") or None
-        jobs[job_id] = JobInfo(job_id, row.get("JobName"), normalize_state(row.get("State", "")),
-                               row.get("ExitCode") or None,
-                               None if nodes == "None assigned" else nodes)
-    return jobs
+    """One JobInfo per job of sacct's output (slurmkit.rundir.sacct_jobs: steps and
+    placeholder rows skipped)."""
+    return {job_id: JobInfo(job_id, j.name, j.state, j.exit_code, j.nodelist)
+            for job_id, j in sacct_jobs(text).items()}
 
 
 def parse_scontrol_line(line: str) -> JobInfo | None:

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from slurmkit.errors import Location, ResultsError
+from slurmkit.rundir import PARAMS
 
 if TYPE_CHECKING:  # pandas is imported only by the readers (writers stay light and fast)
     import pandas as pd
@@ -48,25 +49,9 @@ FIX_COMMAND = "slurmkit parse --out {results} <logs>"
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
-# The plan.json `params` keys (docs/contracts.md), in contract order, with their column types.
-PARAM_TYPES: dict[str, pa.DataType] = {
-    "experiment": _STR, "workload": _STR, "launcher": _STR, "model": _STR, "site": _STR,
-    "nodes": _INT, "gpus_per_node": _INT, "gpus": _INT,
-    "tp": _INT, "pp": _INT, "cp": _INT, "vpp": _INT, "dp": _INT,
-    "sequence_parallel": _BOOL,
-    "mbs": _INT, "gbs": _INT, "seq_len": _INT,
-    "precision": _STR,
-    "steps": _INT, "warmup_steps": _INT, "repeat": _INT,
-    "dataset": _STR, "time_limit_min": _INT,
-    "model_params": _INT, "model_layers": _INT, "model_hidden": _INT, "model_ffn_hidden": _INT,
-    "model_heads": _INT, "model_kv_heads": _INT, "model_vocab": _INT,
-    "gpu_model": _STR, "gpu_mem_gib": _FLOAT, "gpu_peak_tflops": _FLOAT,
-    "node_model": _STR,
-    "adapters_per_node": _INT, "adapter_model": _STR, "adapter_rate_gbps": _FLOAT, "fabric": _STR,
-    "storage_type": _STR, "cost_per_node_hour": _FLOAT, "mem_estimate_gib": _FLOAT,
-    "container_image": _STR, "software": _STR,
-    "recompute": _STR, "parallel": _STR, "lr": _FLOAT, "checkpoint_interval": _INT,
-}
+# The run parameters' columns, typed from slurmkit.rundir.PARAMS (the one list of them).
+_PARAM_COLUMN = {str: _STR, int: _INT, float: _FLOAT, bool: _BOOL}
+PARAM_TYPES: dict[str, pa.DataType] = {key: _PARAM_COLUMN[p.type] for key, p in PARAMS.items()}
 
 
 def _schema(name: str, fields: Iterable[tuple[str, pa.DataType]]) -> pa.Schema:
@@ -99,9 +84,7 @@ _RUN_TAIL = [
 ]
 RUNS_SCHEMA = _schema("runs", _RUN_HEAD + list(PARAM_TYPES.items()) + _RUN_TAIL)
 
-RUN_STATUSES = ("completed", "incomplete", "failed")
-FAILURE_REASONS = ("oom", "nccl_timeout", "nccl_error", "time_limit", "node_failure", "nan_loss",
-                   "container_error", "launch_error", "cancelled", "unknown")
+RUN_STATUSES = ("completed", "incomplete", "failed")  # failure_reason: slurmkit.rundir.FAILURE_REASONS
 
 
 

@@ -12,21 +12,13 @@ Policy, in order of the plan's jobs:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slurmkit.errors import Location, SlurmkitError
-from slurmkit.manifest import (FAILED_STATES, SUBMIT_FAILED, JobRecord, log_path_for,
-                               read_manifest, utc_now, write_manifest)
+from slurmkit.rundir import (FAILED_STATES, SUBMIT_FAILED, JobRecord, PlannedJob, log_path, read_manifest,
+                             read_plan, utc_now, write_manifest)
 from slurmkit.slurm import SlurmClient, SlurmCommandError
-
-
-@dataclass(frozen=True)
-class PlannedJob:
-    run_id: str
-    script: str  # relative to the run directory
-
 
 @dataclass
 class SubmitReport:
@@ -42,22 +34,13 @@ class SubmitReport:
 
 
 def load_planned_jobs(run_dir: Path) -> list[PlannedJob]:
-    """The jobs of DIR/plan.json, in plan order."""
-    path = Path(run_dir) / "plan.json"
-    try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-        jobs = [PlannedJob(j["run_id"], j["script"]) for j in plan["jobs"]]
-    except FileNotFoundError:
-        raise SlurmkitError(f"{path}: no plan.json here",
-                            hint="point at a folder written by `slurmkit generate --out DIR`") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SlurmkitError(f"not a slurmkit plan: {exc}", location=Location(str(path)),
-                            hint="regenerate it with `slurmkit generate`") from None
-    for job in jobs:
+    """The jobs of DIR/plan.json, in plan order, each with its script on disk."""
+    plan = read_plan(run_dir)
+    for job in plan.jobs:
         if not (Path(run_dir) / job.script).is_file():
             raise SlurmkitError(f"{job.run_id}: script {job.script} is missing",
-                                location=Location(str(path)), hint="regenerate the run directory")
-    return jobs
+                                location=Location(str(plan.path)), hint="regenerate the run directory")
+    return plan.jobs
 
 
 def select_jobs(jobs: list[PlannedJob], only: list[str] | tuple[str, ...]) -> list[PlannedJob]:
@@ -127,7 +110,7 @@ def submit_one(client: SlurmClient, run_dir: Path, job: PlannedJob, previous: Jo
             raise
         return JobRecord(job.run_id, None, utc_now(), SUBMIT_FAILED, attempt=attempt, error=str(exc))
     return JobRecord(job.run_id, outcome.job_id, utc_now(), "PENDING", attempt=attempt,
-                     log_path=log_path_for(job.run_id, outcome.job_id))
+                     log_path=log_path(job.run_id, outcome.job_id))
 
 
 def check_feasible(run_dir: Path, client: SlurmClient, jobs: list[PlannedJob]) -> SubmitReport:

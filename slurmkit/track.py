@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slurmkit.errors import SlurmkitError
-from slurmkit.manifest import ACTIVE_STATES, UNKNOWN, JobRecord, read_manifest, write_manifest
+from slurmkit.rundir import (ACTIVE_STATES, MANIFEST_FILE, UNKNOWN, JobRecord, read_manifest,
+                             write_manifest)
 from slurmkit.slurm import JobInfo, SlurmClient, jobs_from_sacct
 
 STATUS_FIELDS = ("JobID", "JobName", "State", "ExitCode", "NodeList")
@@ -71,7 +72,7 @@ def cancel(run_dir: Path, client: SlurmClient, run_ids: tuple[str, ...] = ()) ->
     records = read_manifest(run_dir)
     unknown = [r for r in run_ids if r not in records]
     if unknown:
-        raise SlurmkitError(f"run {unknown[0]!r} is not in {Path(run_dir) / 'manifest.jsonl'}",
+        raise SlurmkitError(f"run {unknown[0]!r} is not in {Path(run_dir) / MANIFEST_FILE}",
                             hint="`slurmkit status DIR` lists the submitted runs")
     chosen = [records[r] for r in run_ids] if run_ids else list(records.values())
     targets = [r for r in chosen if r.job_id and not r.finished]

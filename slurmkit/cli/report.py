@@ -155,15 +155,14 @@ def _demo_generate(out: Path) -> list[Path]:
 
 
 def _demo_synthetic_logs(run_dir: Path) -> int:
-    import json
-
     from slurmkit.atomic import write_text_atomic
+    from slurmkit.rundir import log_path, read_plan
     from slurmkit.samples.synthetic import synthetic_log
 
-    jobs = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))["jobs"]
+    jobs = read_plan(run_dir).jobs
     for number, job in enumerate(jobs, start=1):
-        text = synthetic_log(job["run_id"], job["params"], number)
-        write_text_atomic(run_dir / "logs" / f"{job['run_id']}_synthetic-{number}.out", text)
+        text = synthetic_log(job.run_id, job.params, number)
+        write_text_atomic(run_dir / log_path(job.run_id, f"synthetic-{number}"), text)
     return len(jobs)
 
 

@@ -1,5 +1,5 @@
-"""Why a job failed, whatever the log format: one reason from a fixed taxonomy plus the line
-that shows it.
+"""Why a job failed, whatever the log format: one reason from the taxonomy
+(slurmkit.rundir.FAILURE_REASONS) plus the line that shows it.
 
 Failures end a job, so their evidence is at the end of a log: the driver first looks at the
 last 64 KiB (a failed job's launcher and Slurm always print there; nothing there means no
@@ -15,9 +15,6 @@ import re
 from dataclasses import dataclass
 
 from slurmkit.parsers.base import strip_rank_label
-
-REASONS = ("oom", "nccl_timeout", "nccl_error", "time_limit", "node_failure", "nan_loss",
-           "container_error", "launch_error", "cancelled", "unknown")
 
 
 @dataclass(frozen=True)
@@ -94,13 +91,3 @@ def find_failure(chunk: bytes, first_line: int) -> Failure | None:
         start = max(start, chunk.rfind(b"[", max(start, pos - 80), pos), pos - 80)
     text = strip_rank_label(chunk[start:end].decode("utf-8", "replace")).strip()
     return Failure(reason, text[:300], first_line + chunk.count(b"\n", 0, pos))
-
-
-def slurm_failure(state: str | None) -> str | None:
-    """The taxonomy reason for a terminal Slurm state that is a failure, else None."""
-    if not state:
-        return None
-    base = state.split()[0].upper().rstrip("+")
-    return {"TIMEOUT": "time_limit", "OUT_OF_MEMORY": "oom", "NODE_FAIL": "node_failure",
-            "CANCELLED": "cancelled", "PREEMPTED": "cancelled", "FAILED": "unknown",
-            "BOOT_FAIL": "node_failure", "DEADLINE": "time_limit"}.get(base)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
-import json
 import os
 import stat
 import sys
@@ -27,10 +26,11 @@ import pyarrow.compute as pc
 from slurmkit.parsers import detect_format, new_format
 from slurmkit.parsers.base import STEP_TYPES, Format
 from slurmkit.parsers.failures import Failure, find_failure
+from slurmkit.rundir import PROVENANCE_TAG, RunDirError, read_provenance
 
+_TAG = PROVENANCE_TAG.encode()
 RANGE_BYTES = 16 * 2**20
 TAIL_PEEK_BYTES = 64 * 2**10
-PROVENANCE_TAG = b"SLURMKIT_PROVENANCE "
 STEP_COLUMNS = {**STEP_TYPES, "restart": pa.int32(), "source_line": pa.int64()}
 STEP_SCHEMA = pa.schema(list(STEP_COLUMNS.items()))
 
@@ -235,7 +235,7 @@ def _read_segment(path: Path, fmt: Format | None, start: int, end: int, range_by
             line += len(breaks)
             if is_cut:
                 seg.warnings.append((first_line, f"line longer than {range_bytes} bytes, cut"))
-            if seg.provenance is None and PROVENANCE_TAG in chunk:
+            if seg.provenance is None and _TAG in chunk:
                 seg.provenance = _provenance(chunk, first_line, seg.warnings)
             seg.format = seg.format or detect_format(chunk)
             if seg.format is not None:
@@ -410,13 +410,12 @@ def _tail_failure(tail: list[tuple[bytes, int]]) -> Failure | None:
 
 def _provenance(chunk: bytes, first_line: int,
                 warnings: list[tuple[int, str]]) -> dict[str, Any] | None:
-    pos = chunk.find(PROVENANCE_TAG)
+    """The record of the first provenance line in ``chunk``; an unreadable one is a warning
+    (counted in the run's parse_warnings) and the log is parsed without it."""
+    pos = chunk.find(_TAG)
     end = chunk.find(b"\n", pos)
-    text = chunk[pos + len(PROVENANCE_TAG):end if end >= 0 else len(chunk)].strip()
     try:
-        record = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        line = first_line + chunk.count(b"\n", 0, pos)
-        warnings.append((line, f"unreadable provenance line ({exc})"))
+        return read_provenance(bytes(chunk[pos:end if end >= 0 else len(chunk)]))
+    except RunDirError as exc:
+        warnings.append((first_line + chunk.count(b"\n", 0, pos), str(exc)))
         return None
-    return record if isinstance(record, dict) else None

@@ -21,10 +21,11 @@ The step time comes from a small first-principles model anchored on published nu
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 from typing import Any
+
+from slurmkit.rundir import provenance_line
 
 PUBLISHED_BF16_MFU = {"llama2-7b": 0.517, "llama2-13b": 0.476, "llama2-70b": 0.472}
 DEFAULT_MFU = 0.45
@@ -94,10 +95,5 @@ def step_lines(p: dict[str, Any], run_id: str) -> list[str]:
 
 def synthetic_log(run_id: str, params: dict[str, Any], job_number: int) -> str:
     """The whole text of one synthetic log (header, provenance line, steps, end marker)."""
-    provenance = {"schema_version": 1, "run_id": run_id, "params": params,
-                  "job_id": f"synthetic-{job_number}", "nodelist": None, "driver_version": None,
-                  "nccl_version": None, "cuda_version": None}
     body = step_lines(params, run_id)
-    return "\n".join([HEADER, "SLURMKIT_PROVENANCE " + json.dumps(provenance, sort_keys=True,
-                                                                    separators=(",", ":")),
-                      *body, "`Trainer.fit` stopped: `max_steps=%d` reached." % len(body)]) + "\n"
+    return "\n".join([HEADER, provenance_line(run_id, params, f"synthetic-{job_number}"), *body, "`Trainer.fit` stopped: `max_steps=%d` reached." % len(body)]) + "\n"

@@ -82,7 +82,7 @@ def test_run_dir_joins_plan_manifest_accounting(tmp_path: Path):
     (rd / "accounting").mkdir()
     (rd / "plan.json").write_text(json.dumps({"schema_version": 1, "jobs": [
         {"run_id": "tiny-a1b2c3d4", "script": "scripts/tiny-a1b2c3d4.sbatch", "params": PARAMS}]}))
-    (rd / "manifest.jsonl").write_text(json.dumps({"run_id": "tiny-a1b2c3d4", "job_id": "77",
+    (rd / "manifest.jsonl").write_text(json.dumps({"run_id": "tiny-a1b2c3d4", "job_id": "77", "submit_time": "t",
                                                    "state": "TIMEOUT"}) + "\n")
     (rd / "accounting" / "sacct.txt").write_text(
         "JobID|JobName|State|ExitCode|Elapsed|NodeList\n77|tiny-a1b2c3d4|TIMEOUT|0:0|00:10:00|n[1-2]\n")

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from slurmkit.collect import collect, settled_sacct
-from slurmkit.manifest import read_manifest
-from slurmkit.slurm import SlurmCli, jobs_from_sacct, parse_parsable2
+from slurmkit.rundir import read_manifest, sacct_rows
+from slurmkit.slurm import SlurmCli, jobs_from_sacct
 from slurmkit.submit import submit_plan
 from slurmkit.track import cancel, refresh
 
@@ -31,7 +31,7 @@ def test_two_node_job_runs_on_distinct_nodes_and_is_accounted(tmp_path, cluster,
     log = (run_dir / record.log_path).read_text()
     assert f"task 0 on {first}" in log and f"task 1 on {second}" in log
     collected = collect(run_dir, cluster)
-    rows = {r["JobID"]: r for r in parse_parsable2(collected.accounting_file.read_text())}
+    rows = {r["JobID"]: r for r in sacct_rows(collected.accounting_file.read_text())}
     job = rows[record.job_id]
     assert job["State"] == "COMPLETED" and job["NodeList"] == record.nodelist
     assert "gres/gpu=4" in job["AllocTRES"] and f"{record.job_id}.batch" in rows
@@ -65,7 +65,7 @@ def test_chain_runs_jobs_one_after_another(tmp_path, cluster, new_run_dir, wait)
     assert f"afterany:{first}" in squeue.stdout
     wait(run_dir, cluster)
     text, missing = settled_sacct(cluster, [first, second], wait_s=20)  # accounting lags a little
-    acct = {r["JobID"]: r for r in parse_parsable2(text)}
+    acct = {r["JobID"]: r for r in sacct_rows(text)}
     assert missing == set() and acct[second]["Start"] >= acct[first]["End"]
 
 

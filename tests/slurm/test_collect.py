@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from slurmkit.collect import collect, placeholder_jobs
-from slurmkit.slurm import parse_parsable2
+from slurmkit.rundir import sacct_rows
 from slurmkit.submit import submit_plan
 
 
@@ -17,7 +17,7 @@ def test_writes_sacct_with_header_and_finds_logs(run_dir, fake):
     finish_all(run_dir, fake)
     (run_dir / "logs/gamma_102.out").unlink()
     report = collect(run_dir, fake, wait_s=0)
-    rows = parse_parsable2((run_dir / "accounting/sacct.txt").read_text())
+    rows = sacct_rows((run_dir / "accounting/sacct.txt").read_text())
     assert {r["JobID"] for r in rows} == {"100", "100.batch", "101", "101.batch", "102", "102.batch"}
     assert list(rows[0])[:4] == ["JobID", "JobName", "State", "ExitCode"]
     assert "ConsumedEnergy" in rows[0] and "AllocTRES" in rows[0]

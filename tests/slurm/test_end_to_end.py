@@ -15,7 +15,7 @@ import pytest
 from slurmkit.cli import main
 from slurmkit.plan import make_plan
 from slurmkit.render import write_plan
-from slurmkit.slurm import parse_parsable2
+from slurmkit.rundir import sacct_rows
 
 pytest.importorskip("torch", reason="the example trainer needs torch (the trainer extra)")
 pytestmark = [pytest.mark.slurm, pytest.mark.torch]
@@ -55,7 +55,7 @@ def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys,
     out = capsys.readouterr().out
     assert f"logs: {len(plan.jobs)} found, 0 missing" in out
 
-    acct = {r["JobID"]: r for r in parse_parsable2((run_dir / "accounting/sacct.txt").read_text())}
+    acct = {r["JobID"]: r for r in sacct_rows((run_dir / "accounting/sacct.txt").read_text())}
     for record in records.values():
         row = acct[record.job_id]
         assert (row["State"], row["ExitCode"]) == ("COMPLETED", "0:0")

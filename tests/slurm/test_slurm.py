@@ -8,14 +8,7 @@ import stat
 import pytest
 
 from slurmkit.slurm import (SlurmCli, SlurmCommandError, clean_env, exit_code_of, jobs_from_sacct,
-                            normalize_state, parse_parsable2, parse_scontrol_line)
-
-
-def test_normalize_state():
-    assert normalize_state("CANCELLED by 0") == "CANCELLED"
-    assert normalize_state("COMPLETED") == "COMPLETED"
-    assert normalize_state("RUNNING+") == "RUNNING"
-    assert normalize_state("") == "UNKNOWN"
+                            parse_scontrol_line)
 
 
 def test_jobs_from_sacct_skips_steps_and_placeholders():
@@ -27,11 +20,6 @@ def test_jobs_from_sacct_skips_steps_and_placeholders():
     assert sorted(jobs) == ["7", "9"]
     assert jobs["7"].state == "FAILED" and jobs["7"].exit_code == "3:0" and jobs["7"].nodelist == "node1"
     assert jobs["9"].state == "CANCELLED" and jobs["9"].nodelist is None
-
-
-def test_parse_parsable2_empty():
-    assert parse_parsable2("") == []
-    assert parse_parsable2("A|B\n") == []
 
 
 def test_parse_scontrol_line():

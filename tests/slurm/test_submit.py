@@ -6,7 +6,7 @@ import json
 import pytest
 
 from slurmkit.errors import SlurmkitError
-from slurmkit.manifest import read_manifest
+from slurmkit.rundir import read_manifest
 from slurmkit.submit import submit_plan
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from slurmkit.errors import SlurmkitError
-from slurmkit.manifest import read_manifest
+from slurmkit.rundir import read_manifest
 from slurmkit.submit import submit_plan
 from slurmkit.track import cancel, refresh
 
