@@ -22,6 +22,7 @@ from slurmkit.rundir.params import PARAMS, Param, param_problems, select_params
 from slurmkit.rundir.paths import (ACCOUNTING_DIR, LOGS_DIR, MANIFEST_FILE, PLAN_FILE, SACCT_FILE,
                                    SCONTROL_FILE, SCRIPTS_DIR, log_path, script_path, split_log_stem)
 from slurmkit.rundir.plan import PlanFile, PlannedJob, plan_text, read_plan, write_plan_file
+from slurmkit.rundir.provenance import FIELDS as PROVENANCE_FIELDS
 from slurmkit.rundir.provenance import TAG as PROVENANCE_TAG
 from slurmkit.rundir.provenance import provenance_line, read_provenance
 from slurmkit.rundir.sacct import (PLACEHOLDER_JOB_NAME, SACCT_FIELDS, SacctJob, elapsed_s,
@@ -31,7 +32,7 @@ from slurmkit.rundir.states import (ACTIVE_STATES, FAILED_STATES, FAILURE_REASON
 
 __all__ = [
     "ACCOUNTING_DIR", "ACTIVE_STATES", "FAILED_STATES", "FAILURE_REASONS", "LOGS_DIR",
-    "MANIFEST_FILE", "PARAMS", "PLACEHOLDER_JOB_NAME", "PLAN_FILE", "PROVENANCE_TAG",
+    "MANIFEST_FILE", "PARAMS", "PLACEHOLDER_JOB_NAME", "PLAN_FILE", "PROVENANCE_FIELDS", "PROVENANCE_TAG",
     "SACCT_FIELDS", "SACCT_FILE", "SCONTROL_FILE", "SCRIPTS_DIR", "SUBMIT_FAILED", "UNKNOWN",
     "JobRecord", "Param", "PlanFile", "PlannedJob", "RunDirError", "SacctJob", "elapsed_s",
     "is_active", "log_path", "normalize_state", "param_problems", "plan_text", "provenance_line",

@@ -15,6 +15,7 @@ from slurmkit.errors import ConfigError, SlurmkitError
 from slurmkit.launch.torchrun import trainer_file
 from slurmkit.plan import make_plan
 from slurmkit.render import Renderer, shell_quote, write_plan
+from slurmkit.rundir import PROVENANCE_FIELDS, PROVENANCE_TAG, provenance_line, read_provenance
 
 HERE = Path(__file__).parent
 SCENARIOS = sorted((HERE / "data" / "golden").glob("*.yaml"))
@@ -124,15 +125,16 @@ def test_hostile_strings_are_inert_when_the_script_runs(tmp_path, write_yaml):
     assert f"--container-mounts={hostile},{tmp_path}:{tmp_path}:ro" in argv
     assert argv[-3:] == [hostile, "--x", "$(id)"]
     assert "--rdzv-endpoint=node1:33742" in argv  # 29500 + 4242 % 10000
-    line = next(l for l in out.stdout.splitlines() if l.startswith("SLURMKIT_PROVENANCE "))
-    record = json.loads(line.removeprefix("SLURMKIT_PROVENANCE "))
+    # the template's printf writes the line slurmkit.rundir reads, its fields in the contract's order
+    line = next(l for l in out.stdout.splitlines() if l.startswith(PROVENANCE_TAG))
+    record = read_provenance(line)
     assert record == {"schema_version": 1, "run_id": plan.jobs[0].run_id, "params": plan.jobs[0].params,
                       "job_id": "4242", "nodelist": "node[1-2]", "driver_version": None,
                       "nccl_version": None, "cuda_version": None}
     assert record["params"]["dataset"] == hostile
-    assert list(json.loads(line.split(" ", 1)[1])) == [
-        "schema_version", "run_id", "params", "job_id", "nodelist", "driver_version", "nccl_version",
-        "cuda_version"]
+    assert tuple(json.loads(line.split(" ", 1)[1])) == PROVENANCE_FIELDS
+    assert record == read_provenance(provenance_line(plan.jobs[0].run_id, plan.jobs[0].params, "4242",
+                                                     nodelist="node[1-2]"))  # what demo's logs carry
 
 
 def test_newlines_refused(write_yaml):

@@ -175,3 +175,38 @@ def test_pool_keeps_order_and_reports_unknown_files_last(tmp_path: Path, monkeyp
     runs = store.read_runs(tmp_path / "res")
     assert sorted(runs["run_id"]) == [f"r{i:02d}" for i in range(12) if i not in (3, 8)]
     assert len(list((tmp_path / "res" / "runs").glob("*.parquet"))) == 6  # groups of 2: 4 per worker
+
+
+def test_unreadable_provenance_line_and_unknown_parameter_are_counted_warnings(tmp_path: Path):
+    prov = {"schema_version": 1, "run_id": "tiny-0a0a0a0a", "job_id": "9",
+            "params": {**PARAMS, "gbs": "eight", "flavour": "x"}}
+    good = tmp_path / "good.out"
+    good.write_text("SLURMKIT_PROVENANCE " + json.dumps(prov) + "\n" + trainer_log(4))
+    bad = tmp_path / "bad.out"
+    bad.write_text("SLURMKIT_PROVENANCE {\"run_id\": \n" + trainer_log(4))
+    result = run("parse", str(good), str(bad), "--out", str(tmp_path / "res"))
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {good}: parameter 'gbs': 'eight' is not an integer; left out" in result.output
+            and f"warning: {good}: parameter 'flavour' is not a slurmkit parameter; left out" in result.output)
+    assert f"warning: {bad}:1: unreadable provenance line (Expecting value: line 1 column 11 (char 10))" \
+        in result.output
+    runs = store.read_runs(tmp_path / "res").set_index("run_id")
+    assert runs.loc["tiny-0a0a0a0a", "parse_warnings"] == 2 and runs.loc["bad", "parse_warnings"] == 1
+    assert runs.loc["tiny-0a0a0a0a", "nodes"] == 1 and runs.loc["tiny-0a0a0a0a", "gbs"] is pd_na()
+    assert "flavour" not in runs.columns
+
+
+def test_run_dir_with_a_bad_manifest_line_is_an_error(tmp_path: Path, capsys):
+    rd = tmp_path / "rd"
+    (rd / "logs").mkdir(parents=True)
+    (rd / "plan.json").write_text(json.dumps({"jobs": [{"run_id": "r1", "params": PARAMS}]}))
+    (rd / "manifest.jsonl").write_text('{"run_id": "r1", "job_id": "5", "submit_time": "t", "state": "RUNNING"}\n'
+                                       '{"run_id": "r1", "job_id": "5"\n')
+    (rd / "logs" / "r1_5.out").write_text(trainer_log(4))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["parse", "--run-dir", str(rd), "--out", str(tmp_path / "res")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: {rd}/manifest.jsonl:2: not a manifest record: Expecting ',' delimiter: line 1 column 31 "
+        "(char 30) (hint: fix or delete the line; slurmkit rewrites the file)\n")
+    assert not (tmp_path / "res").exists()  # before the skipping reader, the run went in with no job id
