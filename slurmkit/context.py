@@ -8,6 +8,7 @@ from slurmkit.catalog import ModelArch
 from slurmkit.experiment import Experiment, JobSpec
 from slurmkit.launch import common, launcher_module
 from slurmkit.launch.common import Job
+from slurmkit.rundir import log_path
 from slurmkit.site import Container, Site
 
 
@@ -52,7 +53,7 @@ def sbatch_header(run_id: str, spec: JobSpec, site: Site) -> list[tuple[str, str
     time_min = spec.time_limit_min or sched.time_limit_min
     options: dict[str, str | None] = {
         "job-name": run_id,
-        "output": f"logs/{run_id}_%j.out",
+        "output": log_path(run_id, "%j"),
         "nodes": str(spec.nodes),
         "ntasks-per-node": "1" if spec.launcher == "torchrun" else str(gpus),
         "partition": sched.partition,

@@ -38,10 +38,11 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
 
     from slurmkit.parse import expand_paths, parse_paths
     from slurmkit.parsers.logfile import no_pandas
+    from slurmkit.rundir import LOGS_DIR
 
     if not paths and not run_dir:
         raise click.UsageError("give log files, folders or globs (or --run-dir DIR)")
-    files = expand_paths(paths or [Path(run_dir) / "logs"])
+    files = expand_paths(paths or [Path(run_dir) / LOGS_DIR])
     lines: list[str] = []
 
     def report(summary: dict) -> None:

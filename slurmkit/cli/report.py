@@ -170,10 +170,11 @@ def _demo_parse(out: Path, run_dirs: list[Path]) -> int:
     import shutil
 
     from slurmkit.parse import parse_paths
+    from slurmkit.rundir import LOGS_DIR
     from slurmkit.samples import PUBLIC_LOGS_DIR
 
     results = out / "results"
     if results.exists():
         shutil.rmtree(results)  # the demo's own output: rebuilt from scratch each time
     public = sorted(PUBLIC_LOGS_DIR.glob("*.log"))
-    return len(parse_paths([*(d / "logs" for d in run_dirs), *public], results))
+    return len(parse_paths([*(d / LOGS_DIR for d in run_dirs), *public], results))
