@@ -2,6 +2,8 @@
 status/submit (active, failed) and parse (failure reason) make of it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from slurmkit.rundir import (ACTIVE_STATES, FAILED_STATES, FAILURE_REASONS, JobRecord, is_active,
@@ -52,3 +54,9 @@ def test_no_state_is_unknown(raw):
 
 def test_a_state_slurmkit_does_not_know_is_kept():
     assert normalize_state("NEW_STATE+") == "NEW_STATE" and not is_active("NEW_STATE")
+
+
+def test_the_contract_lists_the_failure_taxonomy():
+    text = (Path(__file__).parents[2] / "docs" / "contracts.md").read_text()
+    listed = text.split("failure_reason\n(", 1)[1].split(";", 1)[0].split("|")
+    assert tuple(listed) == (*FAILURE_REASONS, "null")
