@@ -60,3 +60,12 @@ def test_the_contract_lists_the_failure_taxonomy():
     text = (Path(__file__).parents[2] / "docs" / "contracts.md").read_text()
     listed = text.split("failure_reason\n(", 1)[1].split(";", 1)[0].split("|")
     assert tuple(listed) == (*FAILURE_REASONS, "null")
+
+
+def test_log_signals_and_slurm_states_name_reasons_of_the_taxonomy():
+    from slurmkit.parsers.failures import SIGNALS, find_failure
+
+    assert {reason for reason, *_ in SIGNALS} <= set(FAILURE_REASONS)
+    failure = find_failure(b"step 3\nslurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2024-01-01 DUE TO TIME LIMIT ***\n", 1)
+    assert (failure.reason, failure.line) == ("time_limit", 2)
+    assert state_failure("TIMEOUT") == failure.reason  # the log and sacct give the same reason
