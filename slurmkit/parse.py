@@ -25,9 +25,9 @@ from slurmkit import metrics, store
 from slurmkit.errors import Location, Problem, ResultsError
 from slurmkit.parsers import FORMATS
 from slurmkit.parsers.failures import Failure
+from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log, worker_init
 from slurmkit.rundir import (SACCT_FILE, SacctJob, read_manifest, read_plan, read_sacct, select_params,
                              split_log_stem, state_failure)
-from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log, worker_init
 
 FORMAT_CHOICES = ("auto", *FORMATS)
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this, worker start-up costs more than it saves
