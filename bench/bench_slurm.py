@@ -9,13 +9,13 @@ Cluster set-up/start times are measured by `time scripts/local-slurm setup|up` (
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from slurmkit.rundir import plan_text, script_path, write_plan_file
 from slurmkit.slurm import SlurmCli
 from slurmkit.submit import submit_plan
 from slurmkit.track import refresh
@@ -30,8 +30,8 @@ def write_sweep(run_dir: Path, count: int, body: str) -> None:
         run_id = f"bench-{i:04d}"
         (run_dir / f"scripts/{run_id}.sbatch").write_text(
             f"#!/bin/bash\n#SBATCH --job-name={run_id}\n#SBATCH --output=logs/{run_id}_%j.out\n{body}\n")
-        jobs.append({"run_id": run_id, "script": f"scripts/{run_id}.sbatch", "params": {}})
-    (run_dir / "plan.json").write_text(json.dumps({"schema_version": 1, "jobs": jobs}))
+        jobs.append((run_id, script_path(run_id), "{}"))
+    write_plan_file(run_dir, plan_text("bench", "bench", {}, jobs))
 
 
 def completion_latency_s(client: SlurmCli, run_dir: Path) -> float:
