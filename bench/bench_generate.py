@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
-import resource
 import re
+import resource
 import subprocess
 import sys
 import tempfile

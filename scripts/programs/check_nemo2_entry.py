@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from slurmkit.launch.programs import PROGRAMS_DIR
-from slurmkit.plan import make_plan
+from slurmkit.launch.programs import PROGRAMS_DIR  # noqa: E402 (after the sys.path entry above)
+from slurmkit.plan import make_plan  # noqa: E402
 
 ENTRY = ROOT / "slurmkit" / "launch" / "entries" / "nemo2_pretrain.py"
 

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.cli import main
-
 ROOT = Path(__file__).parents[2]
 SMOKE = str(ROOT / "experiments" / "local-smoke.yaml")
 

@@ -85,7 +85,8 @@ def test_json_schema_lists_job_fields_and_matrix():
 import tempfile  # noqa: E402
 
 import yaml  # noqa: E402
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from slurmkit.plan import make_plan  # noqa: E402
 

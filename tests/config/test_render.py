@@ -60,7 +60,7 @@ def test_golden_is_valid_bash_and_shellcheck_clean(golden):
 
 def test_header_sorted_and_gpu_request_in_site_style():
     for golden in GOLDEN.glob("*.sbatch"):
-        header = [l for l in golden.read_text().splitlines() if l.startswith("#SBATCH")]
+        header = [line for line in golden.read_text().splitlines() if line.startswith("#SBATCH")]
         assert header == sorted(header)
     assert "#SBATCH --gres=gpu:4" in (GOLDEN / "nemo-sft-r760xa-h100pcie.sbatch").read_text()
     assert "#SBATCH --gpus-per-node=8" in (GOLDEN / "nemo-pretrain-xe9680-8cx7.sbatch").read_text()
@@ -126,7 +126,7 @@ def test_hostile_strings_are_inert_when_the_script_runs(tmp_path, write_yaml):
     assert argv[-3:] == [hostile, "--x", "$(id)"]
     assert "--rdzv-endpoint=node1:33742" in argv  # 29500 + 4242 % 10000
     # the template's printf writes the line slurmkit.rundir reads, its fields in the contract's order
-    line = next(l for l in out.stdout.splitlines() if l.startswith(PROVENANCE_TAG))
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith(PROVENANCE_TAG))
     record = read_provenance(line)
     assert record == {"schema_version": 1, "run_id": plan.jobs[0].run_id, "params": plan.jobs[0].params,
                       "job_id": "4242", "nodelist": "node[1-2]", "driver_version": None,

@@ -87,8 +87,9 @@ def test_unknown_site_name_lists_known():
     assert "xe9680-8cx7" in err.value.lines()[0]
 
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 import yaml  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from slurmkit.site import parse_site  # noqa: E402
 from slurmkit.yamlsource import parse_yaml  # noqa: E402

@@ -47,7 +47,8 @@ def test_values_keep_their_origin():
     assert combos[0]["b"].origin == ("matrix", "include", 0, "b")
 
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 AXES = st.dictionaries(st.sampled_from("abcde"), st.lists(st.integers(0, 3), min_size=1, max_size=3, unique=True),
                        min_size=1, max_size=4)

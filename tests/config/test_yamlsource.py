@@ -1,5 +1,6 @@
-from hypothesis import given, settings, strategies as st
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slurmkit.errors import ConfigError
 from slurmkit.yamlsource import parse_yaml

@@ -1,7 +1,7 @@
 """Shared checks for the parser tests."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pyarrow as pa
 import pytest

@@ -9,7 +9,6 @@ import pytest
 from pypdf import PdfReader
 
 
-
 def test_compare_table(cli, results_dir):
     code, out, err = cli("compare", str(results_dir), "--metric", "time_to_target_s")
     assert code == 0 and err == ""

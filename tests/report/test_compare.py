@@ -6,8 +6,16 @@ import math
 import pandas as pd
 import pytest
 
-from slurmkit.compare import (aggregate_repeats, choose_by, compare_runs, noise_threshold_pct,
-                              normalize_runs, pair_key_columns, verdict, METRICS)
+from slurmkit.compare import (
+    METRICS,
+    aggregate_repeats,
+    choose_by,
+    compare_runs,
+    noise_threshold_pct,
+    normalize_runs,
+    pair_key_columns,
+    verdict,
+)
 from slurmkit.errors import ResultsError
 
 

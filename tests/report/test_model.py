@@ -6,7 +6,6 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from slurmkit import store
 from slurmkit.report.model import build_report, build_report_from_frames, synthetic_mask

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from pypdf import PdfReader
 
 from slurmkit.report.model import build_report

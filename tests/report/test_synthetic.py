@@ -37,6 +37,6 @@ def test_log_is_labelled_deterministic_and_carries_provenance():
     provenance = json.loads(lines[1].split(" ", 1)[1])
     assert provenance["job_id"] == "synthetic-3" and provenance["params"]["nodes"] == 2
     assert lines[2].startswith("Training epoch 0, iteration 0/499 | ")
-    assert len([l for l in lines if l.startswith("Training epoch")]) == 500
+    assert len([line for line in lines if line.startswith("Training epoch")]) == 500
     assert text == synthetic_log("run-a", params(2), 3)
     assert text != synthetic_log("run-b", params(2), 3)

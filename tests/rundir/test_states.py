@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.rundir import (ACTIVE_STATES, FAILED_STATES, FAILURE_REASONS, JobRecord, is_active,
-                             normalize_state, state_failure)
+from slurmkit.rundir import (
+    ACTIVE_STATES,
+    FAILED_STATES,
+    FAILURE_REASONS,
+    JobRecord,
+    is_active,
+    normalize_state,
+    state_failure,
+)
 from slurmkit.slurm import jobs_from_sacct, parse_scontrol_line
 
 # (what Slurm prints, normalised, still active, a failure to resubmit, failure_reason in the runs table)

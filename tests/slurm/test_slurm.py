@@ -7,8 +7,14 @@ import stat
 
 import pytest
 
-from slurmkit.slurm import (SlurmCli, SlurmCommandError, clean_env, exit_code_of, jobs_from_sacct,
-                            parse_scontrol_line)
+from slurmkit.slurm import (
+    SlurmCli,
+    SlurmCommandError,
+    clean_env,
+    exit_code_of,
+    jobs_from_sacct,
+    parse_scontrol_line,
+)
 
 
 def test_jobs_from_sacct_skips_steps_and_placeholders():
