@@ -124,7 +124,7 @@ def check_command(spec: JobSpec, site: Site, model: ModelArch, loaded: LoadedExp
                     f"extra_args[{i}]: {name} is not in the YAML of {keys.program} ({keys.version}), so Hydra"
                     " refuses to change it", at, f"write +{name}=... (the program reads it from code)"))
     mandatory = _mandatory(keys.name) if isinstance(keys, KeySet) else ()
-    if mandatory:
+    if mandatory and isinstance(keys, KeySet):
         given = _text(context["command"])
         problems += [Problem(f"{key} is mandatory in {keys.program} ({keys.version}) and the job does not"
                              " set it", where("extra_args", "launcher"), f"add {key}=... to extra_args")

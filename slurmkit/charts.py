@@ -7,8 +7,10 @@ showing an empty chart). One palette per report keeps one colour per compared co
 """
 from __future__ import annotations
 
+import dataclasses
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -19,6 +21,9 @@ from matplotlib.lines import Line2D
 
 from slurmkit.compare import METRICS
 from slurmkit.reference import architecture_key, matching_reference, reference_label
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 # Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -33,7 +38,7 @@ SHAPE_FIELDS = ("workload", "launcher", "tp", "pp", "cp", "vpp", "sequence_paral
 SHORT_NAMES = {"tp": "TP", "pp": "PP", "cp": "CP", "vpp": "VPP", "mbs": "MBS", "gbs": "GBS",
                "seq_len": "seq", "sequence_parallel": "SP"}
 MAX_LOSS_LINES = 12
-STYLE = {"font.size": 9, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.labelsize": 9,
+STYLE: dict[RcKeyType, Any] = {"font.size": 9, "axes.titlesize": 11, "axes.titleweight": "bold", "axes.labelsize": 9,
          "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
          "grid.color": "#dddddd", "grid.linewidth": 0.6, "legend.fontsize": 8,
          "legend.frameon": False, "svg.fonttype": "none", "svg.hashsalt": "slurmkit"}
@@ -44,11 +49,12 @@ class Palette:
     """Colour per value of the compared field, marker per model; labels for both."""
 
     field: str
-    colours: dict[str, str] = field(default_factory=dict)
-    markers: dict[str, str] = field(default_factory=dict)
+    # dataclasses.field: the name `field` is this class's first field
+    colours: dict[str, str] = dataclasses.field(default_factory=dict)
+    markers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def for_configs(cls, configs: pd.DataFrame, field_name: str) -> "Palette":
+    def for_configs(cls, configs: pd.DataFrame, field_name: str) -> Palette:
         present = configs.get(field_name, pd.Series(dtype=object)).dropna()
         values = [value_text(v) for v in sorted(set(present), key=_sort_key)]
         models = sorted({str(v) for v in configs.get("model", pd.Series(dtype=object)).dropna()})
@@ -203,7 +209,7 @@ def _frame(fig: Figure, axes: list, title: str, xlabel: str, ylabel: str) -> Non
     for ax in axes:
         ax.set_xlabel(xlabel)
     fig.supylabel(ylabel, fontsize=9)
-    entries: dict[str, object] = {}
+    entries: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, _legend_handle(handle, len(axes) > 1))

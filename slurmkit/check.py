@@ -5,7 +5,7 @@ generation; warnings never do unless ``--strict`` turns them into errors.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from slurmkit.catalog import ModelArch
 from slurmkit.errors import Location, Problem

@@ -10,9 +10,9 @@ controller still holds them) and says so.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from slurmkit.atomic import write_text_atomic
 from slurmkit.rundir import SACCT_FIELDS, SACCT_FILE, SCONTROL_FILE, sacct_jobs
@@ -52,13 +52,13 @@ def collect(run_dir: Path, client: SlurmClient, *, wait_s: float = 15) -> Collec
     run_dir = Path(run_dir)
     status = refresh(run_dir, client)
     records = [r for r in status.records.values() if r.job_id]
-    job_ids = [r.job_id for r in records]
+    job_ids = [r.job_id for r in records if r.job_id]
     report = CollectReport(None, status.accounting)
     report.unfinished = [r.run_id for r in records if not r.finished]
     if not job_ids:
         return report
     if status.accounting:
-        finished_ids = [r.job_id for r in records if r.finished]
+        finished_ids = [r.job_id for r in records if r.job_id and r.finished]
         text, missing = settled_sacct(client, finished_ids, wait_s) if finished_ids else ("", set())
         if set(job_ids) != set(finished_ids):  # unfinished jobs: one more query, no waiting
             text = client.sacct(job_ids, SACCT_FIELDS)

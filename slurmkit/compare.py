@@ -353,7 +353,7 @@ def best_configs(configs: pd.DataFrame, metric: str = "tokens_per_s_per_gpu") ->
     if rows.empty:
         return pd.DataFrame(columns=columns)
     records = []
-    for (model, nodes), group in rows.groupby(["model", "nodes"], sort=True, dropna=False):
+    for _key, group in rows.groupby(["model", "nodes"], sort=True, dropna=False):
         ordered = group.sort_values(f"{metric}_mean", ascending=not spec.higher_is_better)
         top = ordered.iloc[0]
         record = {c: top[c] for c in show}

@@ -135,13 +135,13 @@ def load_experiment(path: Path | str, sites: list[str] | None = None, display: s
     site_axis = [Value(s, ("sites",) + ((i,) if not sites else ())) for i, s in enumerate(site_names)]
     base = {k: Value(v, (k,)) for k, v in data.items() if k in POINT_FIELDS}
     combos = expand([("site", site_axis), *axes], include, exclude)
-    loaded = LoadedExperiment(experiment, doc, [{**base, **combo} for combo in combos])
+    points = [{**base, **combo} for combo in combos]
     if problems or experiment is None:
         # report the job fields' type errors too, so one run shows every problem
-        for point in loaded.points:
-            problems += [p for p in point_spec(loaded, point)[1] if "required field" not in p.message]
+        for point in points:
+            problems += [p for p in _point_spec(doc, point)[1] if "required field" not in p.message]
         raise ConfigError("invalid experiment", problems=list(dict.fromkeys(problems)))
-    return loaded
+    return LoadedExperiment(experiment, doc, points)
 
 
 def _matrix(doc: Document, problems: list[Problem]
@@ -196,10 +196,14 @@ def _entries(doc: Document, name: str, problems: list[Problem], allowed: frozens
 
 def point_spec(loaded: LoadedExperiment, point: Combination) -> tuple[JobSpec | None, list[Problem]]:
     """Validate one point's fields; problems point at the YAML line each value came from."""
+    return _point_spec(loaded.doc, point)
+
+
+def _point_spec(doc: Document, point: Combination) -> tuple[JobSpec | None, list[Problem]]:
     if "site" not in point:  # an include entry that matched nothing became its own combination
         entry = next((v.origin[:3] for v in point.values() if v.origin[:2] == ("matrix", "include")), ())
         return None, [Problem("this include entry matches no combination, so it is a new job, but it names"
-                              " no site", loaded.doc.location(entry),
+                              " no site", doc.location(entry),
                               "add `site: NAME` to it, or make its values match an existing combination")]
     values: dict[str, Any] = {k: v.value for k, v in point.items()}
     try:
@@ -210,7 +214,7 @@ def point_spec(loaded: LoadedExperiment, point: Combination) -> tuple[JobSpec | 
             key = err["loc"][0] if err["loc"] else None
             if key not in POINT_FIELDS:
                 continue  # unknown matrix keys are reported where the matrix is read
-            where = loaded.doc.location(point[key].origin) if key in point else loaded.doc.location()
+            where = doc.location(point[key].origin) if key in point else doc.location()
             if err["type"] == "missing":
                 problems.append(Problem(f"{key}: required field is missing", where,
                                         "set it at the top level or under matrix:"))

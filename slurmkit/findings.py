@@ -48,15 +48,15 @@ def headline_metric(comparison: Comparison) -> str | None:
 
 def pair_findings(comparison: Comparison) -> list[str]:
     """'8 adapters vs 4 adapters: llama2-70b faster by 4.2% on 8 nodes; llama2-7b within noise.'"""
-    metric = headline_metric(comparison)
-    if metric is None:
+    metric, by = headline_metric(comparison), comparison.by
+    if metric is None or by is None:
         return []
     rows = comparison.pairs[comparison.pairs["metric"] == metric]
     lines = []
     for candidate, group in rows.groupby(rows["candidate"].map(value_text), sort=True):
         parts = [_model_phrase(model, mine) for model, mine in group.groupby("model", sort=True)]
-        head = (f"{variant_label(comparison.by, candidate)} vs "
-                f"{variant_label(comparison.by, comparison.baseline)} ({METRICS[metric].label})")
+        head = (f"{variant_label(by, candidate)} vs "
+                f"{variant_label(by, comparison.baseline)} ({METRICS[metric].label})")
         lines.append(f"{head}: " + "; ".join(parts) + ".")
     return lines
 
@@ -86,12 +86,14 @@ def _num_or(value, default: float = 0.0) -> float:
 def cost_findings(comparison: Comparison) -> list[str]:
     """Per model: extra cost and time saved of the candidate, per node count (medians when a
     node count has several configurations)."""
-    lines = []
-    costs = comparison.costs
+    lines: list[str] = []
+    costs, by = comparison.costs, comparison.by
+    if by is None:  # costs are of a candidate against the baseline of a compared field
+        return lines
     for (model, candidate), group in costs.groupby(["model", costs["candidate"].map(value_text)], sort=True):
         parts = [_cost_phrase(nodes, mine) for nodes, mine in group.groupby("nodes", sort=True)]
-        lines.append(f"Cost of {variant_label(comparison.by, candidate)} instead of "
-                     f"{variant_label(comparison.by, comparison.baseline)}, {model}, "
+        lines.append(f"Cost of {variant_label(by, candidate)} instead of "
+                     f"{variant_label(by, comparison.baseline)}, {model}, "
                      f"{_target_steps(comparison)}: " + "; ".join(parts) + ".")
     return _capped(lines, "cost comparisons")
 
@@ -120,7 +122,7 @@ def scaling_findings(comparison: Comparison) -> list[str]:
     scaling = comparison.scaling
     if scaling.empty:
         return []
-    field = comparison.by if comparison.by in scaling.columns else "site"
+    field = comparison.by if comparison.by and comparison.by in scaling.columns else "site"
     tops = scaling.sort_values("nodes").groupby("series", sort=False).tail(1)
     lines = []
     for (model, variant), group in tops.groupby(["model", tops[field].map(value_text)], sort=True):

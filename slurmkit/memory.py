@@ -75,11 +75,13 @@ def estimate(model: ModelArch, job: Layout, overhead_gib: float = 3.0) -> Memory
     """Estimate the peak memory of the busiest GPU (the first pipeline stage)."""
     if job.launcher == "torchrun":
         shard = job.tp * job.pp * job.cp * job.dp if job.parallel == "fsdp" else 1
-        params_per_gpu = model.params() / shard
+        params_per_gpu: float = model.params() / shard
         optimizer_split = 1
     else:
         params_per_gpu = _stage_params(model, job.tp, job.pp)
         optimizer_split = job.dp * job.cp  # distributed optimizer
+    grads: float
+    optimizer: float
     if job.workload in ("lora", "ptuning"):
         trained = trainable_params(model, job.workload)
         grads, optimizer = trained * GRAD_BYTES, trained * OPTIMIZER_BYTES
@@ -113,7 +115,7 @@ def _activation_bytes(model: ModelArch, job: Layout) -> float:
     if job.launcher == "torchrun":
         return model.layers * per_layer + s * b * model.vocab * 4
     # 1F1B: the first stage holds up to PP micro-batches; interleaving adds a fraction more
-    in_flight = min(job.pp, max(1, job.gbs // (job.mbs * job.dp)))
+    in_flight: float = min(job.pp, max(1, job.gbs // (job.mbs * job.dp)))
     if job.vpp and job.pp > 1:
         in_flight *= 1 + (job.pp - 1) / (job.pp * job.vpp)
     logits = s * b * model.vocab * 4 / job.tp if job.pp == 1 else 0.0  # FP32 logits on the last stage

@@ -13,7 +13,7 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -50,9 +50,9 @@ def step_time_stats(steps: pa.Table, warmup_steps: int) -> dict[str, float | Non
 
 def flops_per_token(params: dict[str, Any]) -> tuple[float | None, str | None]:
     """Training FLOPs per token (forward + backward) and the formula's name."""
-    L, h, a = params.get("model_layers"), params.get("model_hidden"), params.get("model_heads")
-    s, V = params.get("seq_len"), params.get("model_vocab")
-    if all(isinstance(x, int) and x > 0 for x in (L, h, a, s, V)):
+    dims = [params.get(k) for k in ("model_layers", "model_hidden", "model_heads", "seq_len", "model_vocab")]
+    if all(isinstance(x, int) and x > 0 for x in dims):
+        L, h, a, s, V = cast("list[int]", dims)
         g = params.get("model_kv_heads") or a
         ffn = params.get("model_ffn_hidden") or 4 * h
         swiglu = ffn != 4 * h  # Llama-style gated MLPs use ffn ~ 8/3 h; GPT uses exactly 4 h
@@ -110,7 +110,7 @@ def first_non_finite(steps: pa.Table) -> tuple[int, str, int | None] | None:
     for name in ("loss", "grad_norm"):
         values = _column(steps, name) if steps.num_rows else np.array([])
         present = np.asarray(steps.column(name).is_valid()) if steps.num_rows else values
-        bad = np.flatnonzero(present & ~np.isfinite(values)) if values.size else []
+        bad = np.flatnonzero(present & ~np.isfinite(values)) if values.size else np.array([], int)
         if len(bad):
             i = int(bad[0])
             return (int(steps.column("step")[i].as_py()), name,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pyarrow.compute as pc
 
@@ -26,8 +27,16 @@ from slurmkit.errors import Location, Problem, ResultsError
 from slurmkit.parsers import FORMATS
 from slurmkit.parsers.failures import Failure
 from slurmkit.parsers.logfile import ParsedLog, limit_heap_growth, read_log, worker_init
-from slurmkit.rundir import (SACCT_FILE, SacctJob, read_manifest, read_plan, read_sacct, select_params,
-                             split_log_stem, state_failure)
+from slurmkit.rundir import (
+    SACCT_FILE,
+    SacctJob,
+    read_manifest,
+    read_plan,
+    read_sacct,
+    select_params,
+    split_log_stem,
+    state_failure,
+)
 
 FORMAT_CHOICES = ("auto", *FORMATS)
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this, worker start-up costs more than it saves
@@ -127,8 +136,9 @@ def build_run(path: Path, log: ParsedLog, ctx: RunContext,
 def _set_status(row: dict[str, Any], log: ParsedLog, steps: Any, acct: SacctJob | None) -> None:
     """status + failure_reason/evidence: text evidence, then Slurm's state, then NaN values."""
     failure: Failure | None = log.failure
-    if failure is None and acct is not None and state_failure(acct.state):
-        failure = Failure(state_failure(acct.state), f"sacct: State={acct.state} ExitCode={acct.exit_code}", None)
+    reason = state_failure(acct.state) if acct is not None else None
+    if failure is None and acct is not None and reason is not None:
+        failure = Failure(reason, f"sacct: State={acct.state} ExitCode={acct.exit_code}", None)
     bad = metrics.first_non_finite(steps)
     if failure is None and bad is not None:
         step, column, line = bad
@@ -203,7 +213,7 @@ def parse_paths(paths: Iterable[str | Path], out_dir: Path | str, fmt: str = "au
     return summaries
 
 
-def _run_all(files: list[Path], args: tuple, on_done: Callable[[dict[str, Any]], None] | None
+def _run_all(files: list[Path], args: tuple[Path, str, int | None, RunContext], on_done: Callable[[dict[str, Any]], None] | None
              ) -> Iterable[dict[str, Any]]:
     """Parse files in groups (parse_files; ``args`` are its arguments after the paths), on two
     worker processes when there is enough to gain: groups share out over a pool; a lone big

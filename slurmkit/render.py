@@ -19,8 +19,8 @@ import jinja2
 
 from slurmkit.atomic import write_bytes_atomic, write_text_atomic
 from slurmkit.errors import ConfigError, Location, RunDirError, SlurmkitError
-from slurmkit.rundir import LOGS_DIR, PLAN_FILE, SCRIPTS_DIR, read_manifest, read_plan, write_plan_file
 from slurmkit.resources import shipped_dir
+from slurmkit.rundir import LOGS_DIR, PLAN_FILE, SCRIPTS_DIR, read_manifest, read_plan, write_plan_file
 from slurmkit.runfile import RunFile, run_files
 
 

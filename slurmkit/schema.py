@@ -17,7 +17,16 @@ import math
 import re
 import types
 import typing
-from typing import Annotated, Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+
+if TYPE_CHECKING:  # typing has both from 3.11; mypy reads typing_extensions' stubs for 3.10
+    from typing_extensions import Self, dataclass_transform
+elif hasattr(typing, "dataclass_transform"):
+    from typing import dataclass_transform
+else:  # Python 3.10 at run time: the decorator only informs type checkers
+    def dataclass_transform(**_: Any) -> Callable[[Any], Any]:
+        return lambda cls: cls
 
 _CACHE_MAX = 4096  # remembered values per scalar field (sweep points repeat the same few values)
 _MISS = object()
@@ -131,7 +140,7 @@ def check(field: str | None = None) -> Callable:
     at the field). A rule raises ValueError with the message for the user."""
 
     def mark(rule: Callable) -> Callable:
-        rule.__schema_check__ = (field,)
+        rule.__dict__["__schema_check__"] = (field,)
         return rule
 
     return mark
@@ -245,7 +254,8 @@ def _constrained(base: Callable[[Any], Any], constraints: tuple) -> Callable[[An
         for constraint in constraints:
             problem = constraint.check(result)
             if problem:
-                _fail(*problem, value)
+                kind, msg = problem
+                _fail(kind, msg, value)
         return result
 
     return constrained
@@ -300,6 +310,7 @@ def _is_scalar(tp: Any) -> bool:
 
 # ---- models
 
+@dataclass_transform(kw_only_default=True, frozen_default=True, eq_default=True)
 class Model:
     """Base of config models: frozen, keyword-only, unknown keys refused.
 
@@ -307,7 +318,8 @@ class Model:
     cost ~1 ms of import time, ~15 ms for the config models.
     """
 
-    _fields: dict[str, Any] = {}  # name -> default (_REQUIRED: none), in declared order, bases first
+    _fields: ClassVar[dict[str, Any]] = {}  # name -> default (_REQUIRED: none), in declared order, bases first
+    _compiled: ClassVar[Callable[[Any], Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -341,7 +353,7 @@ class Model:
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._fields)})"
 
     @classmethod
-    def validate(cls, data: Any) -> typing.Self:
+    def validate(cls, data: Any) -> Self:
         """An instance from plain data (YAML), or ValidationError listing every problem."""
         try:
             return cls._validator()(data)
@@ -406,12 +418,12 @@ def _with_rules(cls: type, validate: Callable[[Any], Any], rules: list[Callable]
     return checked
 
 
-def _compile_model(cls: type) -> Callable[[Any], Any]:
+def _compile_model(cls: type[Model]) -> Callable[[Any], Any]:
     """The validator of one model class: fields in declared order, then unknown keys."""
     hints = typing.get_type_hints(cls, include_extras=True)
     rules = _rules(cls)
     # name -> (validator, cache of input -> valid scalar, or None where values are not scalars)
-    table = {name: (_with_rules(cls, _compile(hints[name]), rules[name]) if name in rules
+    table: dict[str, tuple[Callable[[Any], Any], dict[Any, Any] | None]] = {name: (_with_rules(cls, _compile(hints[name]), rules[name]) if name in rules
                     else _compile(hints[name]), {} if _is_scalar(hints[name]) else None) for name in cls._fields}
     defaults = {k: d for k, d in cls._fields.items() if d is not _REQUIRED and not isinstance(d, (list, dict))}
     factories = [(k, d.copy) for k, d in cls._fields.items() if isinstance(d, (list, dict))]  # one copy each
@@ -457,7 +469,7 @@ def _compile_model(cls: type) -> Callable[[Any], Any]:
                        for name in required - data.keys()]
         if errors:
             raise _Invalid(sorted(errors, key=lambda e: order.get(e["loc"][0], len(order))))
-        instance = object.__new__(cls)
+        instance: Model = object.__new__(cls)
         object.__setattr__(instance, "__dict__", values)
         for rule in model_rules:
             try:

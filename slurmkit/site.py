@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-
 from slurmkit.errors import ConfigError
 from slurmkit.resources import shipped_dir
 from slurmkit.schema import Ge, Gt, MaxLen, Model, Pattern, ValidationError, check

@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from slurmkit.errors import SlurmError
 from slurmkit.rundir import SACCT_FIELDS, normalize_state, sacct_jobs

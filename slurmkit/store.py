@@ -26,9 +26,10 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -298,7 +299,7 @@ def _read_run_ids(path: Path) -> frozenset[str]:
             column = parquet.read(columns=["run_id"]).column(0)
     except (OSError, KeyError, pa.ArrowException) as exc:
         raise ResultsError(f"cannot read {path.name}: {exc}", location=Location(str(path)),
-                           hint="remove it, or parse into an empty folder")
+                           hint="remove it, or parse into an empty folder") from exc
     return frozenset(pc.unique(column).to_pylist())
 
 
@@ -345,25 +346,25 @@ def _write_temp(path: Path, schema: pa.Schema, tables: Iterable[pa.Table], in_me
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with open(fd, "wb") as fh:
-            sink = pa.BufferOutputStream() if in_memory else fh
-            with pq.ParquetWriter(sink, schema, **options) as writer:
+            buffer = pa.BufferOutputStream() if in_memory else None
+            with pq.ParquetWriter(fh if buffer is None else buffer, schema, **options) as writer:
                 for table in tables:
                     writer.write_table(table)
-            if in_memory:
-                fh.write(sink.getvalue())
+            if buffer is not None:
+                fh.write(buffer.getvalue())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp)
 
 
-def read_runs(results_dir: Path | str) -> "pd.DataFrame":
+def read_runs(results_dir: Path | str) -> pd.DataFrame:
     """Every run of a results folder, one row each, columns in RUNS_SCHEMA order."""
     return _read_dataset(Path(results_dir), "runs", RUNS_SCHEMA, None, None)
 
 
 def read_steps(results_dir: Path | str, run_ids: Iterable[str] | None = None,
-               columns: list[str] | None = None) -> "pd.DataFrame":
+               columns: list[str] | None = None) -> pd.DataFrame:
     """Step rows of all runs (or of ``run_ids``), optionally only some ``columns``."""
     return _read_dataset(Path(results_dir), "steps", STEPS_SCHEMA, run_ids, columns)
 
@@ -374,7 +375,7 @@ def read_runs_table(results_dir: Path | str) -> pa.Table:
 
 
 def _read_dataset(results_dir: Path, table: str, schema: pa.Schema,
-                  run_ids: Iterable[str] | None, columns: list[str] | None) -> "pd.DataFrame":
+                  run_ids: Iterable[str] | None, columns: list[str] | None) -> pd.DataFrame:
     import pandas as pd
 
     arrow = _read_tables(results_dir, table, schema, run_ids, columns)
@@ -416,7 +417,7 @@ def _read_checked(path: Path, results_dir: Path, columns: list[str] | None,
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise ResultsError(f"cannot read {path.name}: {exc}", location=Location(str(path)),
-                           hint=f"re-create it with `{FIX_COMMAND.format(results=results_dir)}`")
+                           hint=f"re-create it with `{FIX_COMMAND.format(results=results_dir)}`") from exc
     with parquet:
         meta = parquet.schema_arrow.metadata or {}
         found = meta.get(VERSION_KEY, b"none").decode(errors="replace")

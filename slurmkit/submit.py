@@ -16,9 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slurmkit.errors import Location, SlurmkitError
-from slurmkit.rundir import (FAILED_STATES, SUBMIT_FAILED, JobRecord, PlannedJob, log_path, read_manifest,
-                             read_plan, utc_now, write_manifest)
+from slurmkit.rundir import (
+    FAILED_STATES,
+    SUBMIT_FAILED,
+    JobRecord,
+    PlannedJob,
+    log_path,
+    read_manifest,
+    read_plan,
+    utc_now,
+    write_manifest,
+)
 from slurmkit.slurm import SlurmClient, SlurmCommandError
+
 
 @dataclass
 class SubmitReport:
@@ -76,7 +86,7 @@ def submit_plan(run_dir: Path, client: SlurmClient, *, only: tuple[str, ...] = (
     previous_job = None
     for job in jobs:
         record = records.get(job.run_id)
-        if not needs_submit(record, resubmit_failed):
+        if record is not None and not needs_submit(record, resubmit_failed):
             report.skipped.append(record)
             previous_job = record.job_id
             continue
@@ -109,6 +119,9 @@ def submit_one(client: SlurmClient, run_dir: Path, job: PlannedJob, previous: Jo
         if exc.transient:
             raise
         return JobRecord(job.run_id, None, utc_now(), SUBMIT_FAILED, attempt=attempt, error=str(exc))
+    if outcome.job_id is None:  # only a test-only submission answers without a job id
+        return JobRecord(job.run_id, None, utc_now(), SUBMIT_FAILED, attempt=attempt,
+                         error=f"sbatch gave no job id: {outcome.message}")
     return JobRecord(job.run_id, outcome.job_id, utc_now(), "PENDING", attempt=attempt,
                      log_path=log_path(job.run_id, outcome.job_id))
 

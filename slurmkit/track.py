@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slurmkit.errors import SlurmkitError
-from slurmkit.rundir import (ACTIVE_STATES, MANIFEST_FILE, UNKNOWN, JobRecord, read_manifest,
-                             write_manifest)
+from slurmkit.rundir import ACTIVE_STATES, MANIFEST_FILE, UNKNOWN, JobRecord, read_manifest, write_manifest
 from slurmkit.slurm import JobInfo, SlurmClient, jobs_from_sacct
 
 STATUS_FIELDS = ("JobID", "JobName", "State", "ExitCode", "NodeList")
@@ -36,10 +35,11 @@ class StatusReport:
 
 def merge(record: JobRecord, live: JobInfo | None, acct: JobInfo | None) -> JobRecord:
     """A record's new state from the controller's view and the accounting view of its job."""
-    if live is None and acct is None:
+    seen = live or acct
+    if seen is None:
         # Purged and unaccounted: keep a known final state, else say we cannot tell.
         return record if record.finished else record.updated(state=UNKNOWN)
-    state = (live or acct).state
+    state = seen.state
     # sacct reports "0:0" for jobs still running: an exit code means something only at the end.
     exit_code = None if state in ACTIVE_STATES else \
         (acct.exit_code if acct else None) or (live.exit_code if live else None)
@@ -76,5 +76,5 @@ def cancel(run_dir: Path, client: SlurmClient, run_ids: tuple[str, ...] = ()) ->
                             hint="`slurmkit status DIR` lists the submitted runs")
     chosen = [records[r] for r in run_ids] if run_ids else list(records.values())
     targets = [r for r in chosen if r.job_id and not r.finished]
-    client.cancel([r.job_id for r in targets])
+    client.cancel([r.job_id for r in targets if r.job_id])
     return targets

@@ -1,6 +1,8 @@
 """`slurmkit parse`: training logs -> the Parquet results store (thin shell over slurmkit.parse)."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 FORMAT_NAMES = ("auto", "nemo", "nemo2", "megatron", "torchtitan", "hf", "mllog", "trainer")
@@ -40,9 +42,12 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
     from slurmkit.parsers.logfile import no_pandas
     from slurmkit.rundir import LOGS_DIR
 
-    if not paths and not run_dir:
+    if paths:
+        files = expand_paths(paths)
+    elif run_dir:
+        files = expand_paths([Path(run_dir) / LOGS_DIR])
+    else:
         raise click.UsageError("give log files, folders or globs (or --run-dir DIR)")
-    files = expand_paths(paths or [Path(run_dir) / LOGS_DIR])
     lines: list[str] = []
 
     def report(summary: dict) -> None:
@@ -54,7 +59,7 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
     # parsing only writes Parquet: this process need not pay for pyarrow's pandas import
     with no_pandas():
         if len(files) > 5:
-            with click.progressbar(length=len(files), label="parsing", file=click.get_text_stream("stderr")) as bar:
+            with click.progressbar(length=len(files), label="parsing", file=sys.stderr) as bar:
                 def tick(summary: dict) -> None:
                     report(summary)
                     bar.update(1)

@@ -135,6 +135,8 @@ def _nemo_pretrain(spec: JobSpec, model: ModelArch, paths: Paths) -> list[Settin
 
 def _nemo_finetune(spec: JobSpec, paths: Paths) -> list[Setting]:
     scheme = "none" if spec.workload == "sft" else spec.workload
+    # job_paths gives every workload but pretrain a base checkpoint
+    assert paths.base_checkpoint is not None, f"{spec.workload} job without a base checkpoint"
     o: list[Setting] = [
         ("model.restore_from_path", hydra_value(paths.base_checkpoint)), ("model.peft.peft_scheme", scheme),
         ("model.data.train_ds.file_names", f"[{hydra_value(f'{paths.data}/training.jsonl')}]"),

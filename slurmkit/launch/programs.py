@@ -85,7 +85,7 @@ def _sources(data: dict[str, Any]) -> tuple[Source, ...]:
     return tuple(Source(s["repo"], s["tag"], s["path"]) for s in data["sources"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_program(name: str) -> KeySet | FlagSet:
     """The shipped description ``<name>.json`` (KeyError when slurmkit has none)."""
     path = PROGRAMS_DIR / f"{name}.json"

@@ -59,7 +59,7 @@ def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     return versioned_program(spec, site, "pytorch", lambda pytorch: f"torchrun-{pytorch}")
 
 
-def extra_args_program(custom_program: bool) -> FlagSet | None:
+def extra_args_program(custom_program: bool) -> KeySet | FlagSet | None:
     """What an experiment's ``extra_args`` are checked against: they follow the training script's
     own arguments, so the example trainer's flags (``slurmkit-trainer.json``, written from
     trainer/train.py by scripts/programs/extract_trainer.py), or None for the user's program."""

@@ -22,7 +22,7 @@ def new_format(name: str) -> Format:
     return FORMATS[name]()
 
 
-def detect_format(chunk: bytes) -> Format | None:
+def detect_format(chunk: bytes | bytearray) -> Format | None:
     """The format with the most records at the start of ``chunk`` (ties: registry order), or
     None. Looks at the first DETECT_BYTES, then at the whole chunk (long preambles).
 
@@ -37,18 +37,18 @@ def detect_format(chunk: bytes) -> Format | None:
     return _detect(chunk[:DETECT_BYTES]) or (_detect(chunk) if len(chunk) > DETECT_BYTES else None)
 
 
-def _candidates(sample: bytes) -> list[type[Format]]:
+def _candidates(sample: bytes | bytearray) -> list[type[Format]]:
     """The formats whose keyword the sample holds."""
     return [cls for cls in FORMATS.values() if cls.keyword in sample]
 
 
-def _with_record(cls: type[Format], sample: bytes) -> Format | None:
+def _with_record(cls: type[Format], sample: bytes | bytearray) -> Format | None:
     """A fresh parser of ``cls`` when the sample holds one of its records."""
     only = cls()
     return only if only.has_record(sample) else None
 
 
-def _detect(sample: bytes) -> Format | None:
+def _detect(sample: bytes | bytearray) -> Format | None:
     candidates = _candidates(sample)
     if len(candidates) == 1:  # nothing to outcount: one record is enough to say yes
         return _with_record(candidates[0], sample)

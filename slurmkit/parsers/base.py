@@ -64,24 +64,24 @@ class Format:
     # quick_fields' arguments after the records (piece separator, space before keys, key-value
     # separator, value pattern, specs), used from quick_min_records records; fields[0], the
     # record's head, is always read by its regex
-    quick: "tuple[str, str, str, str, tuple[QuickSpec, ...]] | None" = None
+    quick: tuple[str, str, str, str, tuple[QuickSpec, ...]] | None = None
     quick_min_records: int = QUICK_MIN_RECORDS
 
     def __init__(self) -> None:
         # run-level facts a format reads off its records (status, time_to_train_s...)
         self.facts: dict[str, Any] = {}
 
-    def detect(self, sample: bytes) -> int:
+    def detect(self, sample: bytes | bytearray) -> int:
         """How many records of this format the sample holds (0: not this format)."""
         if self.keyword not in sample:
             return 0
         return sum(1 for _ in zip(range(50), self.pattern.finditer(self.clean(sample))))
 
-    def has_record(self, sample: bytes) -> bool:
+    def has_record(self, sample: bytes | bytearray) -> bool:
         """Whether the sample holds a record of this format (detect(sample) > 0)."""
         return self.keyword in sample and self.pattern.search(self.clean(sample)) is not None
 
-    def clean(self, chunk: bytes) -> bytes:
+    def clean(self, chunk: bytes | bytearray) -> bytes | bytearray:
         """Remove colour codes; newlines are kept so line numbers stay right."""
         if b"\x1b" in chunk:
             chunk = ANSI.sub(b"", chunk)
@@ -89,12 +89,12 @@ class Format:
             chunk = BARE_ANSI.sub(b"", chunk)
         return chunk
 
-    def scan(self, chunk: bytes) -> dict[str, Any]:
+    def scan(self, chunk: bytes | bytearray) -> dict[str, Any]:
         """Raw tokens of every record in a range: column name -> list or Arrow string array
         (``pos`` = byte offsets, ``pre`` = the bytes just before each record)."""
         if self.fields is not None:
             return self._scan_fields(chunk)
-        names = ["pos"] + sorted(self.pattern.groupindex, key=self.pattern.groupindex.get)
+        names = ["pos"] + sorted(self.pattern.groupindex, key=lambda name: self.pattern.groupindex[name])
         if self.lookbehind:
             back = self.lookbehind
             rows = [(m.start(), *m.groups(), bytes(chunk[max(0, m.start() - back):m.start()]))
@@ -122,7 +122,7 @@ class Format:
         """Every group of every ``fields`` pattern as a column over ``records`` (null where
         the pattern does not match): by quick_fields when the format has ``quick`` and there
         are enough records, else by the regexes (same result)."""
-        if self.quick is None or len(records) < self.quick_min_records:
+        if self.quick is None or self.fields is None or len(records) < self.quick_min_records:
             return self.fields_by_regex(records)
         raw = regex_fields(records, self.fields[0])
         raw.update(quick_fields(records, *self.quick))

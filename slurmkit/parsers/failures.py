@@ -56,13 +56,13 @@ SIGNALS: list[_Signal] = [
 ]
 
 
-def _line_bounds(chunk: bytes, pos: int) -> tuple[int, int]:
+def _line_bounds(chunk: bytes | bytearray, pos: int) -> tuple[int, int]:
     start = max(chunk.rfind(b"\n", 0, pos), chunk.rfind(b"\r", 0, pos)) + 1
     ends = [e for e in (chunk.find(b"\n", pos), chunk.find(b"\r", pos)) if e >= 0]
     return start, min(ends) if ends else len(chunk)
 
 
-def _first(chunk: bytes, literal: bytes, check: "re.Pattern[bytes] | None") -> int:
+def _first(chunk: bytes | bytearray, literal: bytes, check: re.Pattern[bytes] | None) -> int:
     """Position of the first ``literal`` whose line passes ``check``; -1 if none. (One
     bytes.find per literal beats one regex alternation of all of them several times over.)"""
     pos = chunk.find(literal)
@@ -74,7 +74,7 @@ def _first(chunk: bytes, literal: bytes, check: "re.Pattern[bytes] | None") -> i
     return pos
 
 
-def find_failure(chunk: bytes, first_line: int) -> Failure | None:
+def find_failure(chunk: bytes | bytearray, first_line: int) -> Failure | None:
     """The failure shown in ``chunk`` (whose first line is number ``first_line``), or None."""
     best: tuple[bool, int, str] | None = None  # (strong, position, reason)
     for reason, strong, literal, check in SIGNALS:

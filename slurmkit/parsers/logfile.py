@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
+import io
 import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,7 +52,7 @@ class ParsedLog:
     warnings: list[str] = field(default_factory=list)
 
 
-def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES,
+def iter_ranges(fh: io.BufferedIOBase, size: int = RANGE_BYTES,
                 end: int | None = None) -> Iterator[tuple[bytes, int, bool]]:
     """(chunk, number of its first line, whether a too-long line was cut) for a binary file,
     from its current position to ``end`` (default: EOF); lines are counted from 1 there.
@@ -63,7 +65,7 @@ def iter_ranges(fh: BinaryIO, size: int = RANGE_BYTES,
 RANGE_POOL = 3  # range buffers reused in turn: a chunk stays valid while the next two are read
 
 
-def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
+def iter_buffers(fh: io.BufferedIOBase, size: int = RANGE_BYTES, end: int | None = None,
                  count_lines: bool = True,
                  pool_size: int = RANGE_POOL) -> Iterator[tuple[bytearray | bytes, int, bool]]:
     """iter_ranges without copies: each chunk is one of ``pool_size`` bytearrays reused in
@@ -103,7 +105,7 @@ def iter_buffers(fh: BinaryIO, size: int = RANGE_BYTES, end: int | None = None,
         yield carry, line, False
 
 
-def _bytes_left(fh: BinaryIO, end: int | None, size: int) -> int:
+def _bytes_left(fh: io.BufferedIOBase, end: int | None, size: int) -> int:
     """Bytes from the position to ``end`` or EOF, plus one (so EOF shows at once): buffers of
     a small file stay small. More than ``size`` when unknown (a pipe, BytesIO)."""
     if end is not None:
@@ -117,7 +119,7 @@ def _bytes_left(fh: BinaryIO, end: int | None, size: int) -> int:
     return max(1, st.st_size - fh.tell() + 1)
 
 
-def _fill(fh: BinaryIO, buf: bytearray, carry: bytes, want: int) -> int:
+def _fill(fh: io.BufferedIOBase, buf: bytearray, carry: bytes, want: int) -> int:
     """Put ``carry`` then up to ``want`` bytes of ``fh`` in ``buf`` (resized in place);
     the number of bytes read."""
     need = len(carry) + want
@@ -199,7 +201,7 @@ class _Segment:
     provenance: dict[str, Any] | None = None
     steps_target: int | None = None
     warnings: list[tuple[int, str]] = field(default_factory=list)
-    tail: list[tuple[bytes, int]] = field(default_factory=list)
+    tail: list[tuple[bytes | bytearray, int]] = field(default_factory=list)
     format: Format | None = None
     parts_file: str | None = None       # where a worker left ``parts`` (see _segment_job)
 
@@ -291,7 +293,7 @@ def _read_split(path: Path, fmt: Format, size: int, range_bytes: int) -> ParsedL
     return _finish(path, fmt, segments, tail)
 
 
-def _read_tail(path: Path, size: int, nbytes: int, total_breaks: int) -> list[tuple[bytes, int]]:
+def _read_tail(path: Path, size: int, nbytes: int, total_breaks: int) -> list[tuple[bytes | bytearray, int]]:
     """The end of a file from a line start, with the number of its first line."""
     with open(path, "rb") as fh:
         fh.seek(max(0, size - nbytes))
@@ -302,7 +304,7 @@ def _read_tail(path: Path, size: int, nbytes: int, total_breaks: int) -> list[tu
 
 
 def _finish(path: Path, fmt: Format | None, segments: list[_Segment],
-            tail: list[tuple[bytes, int]]) -> ParsedLog:
+            tail: list[tuple[bytes | bytearray, int]]) -> ParsedLog:
     """Join segments (shifting their line numbers), then tail facts, restarts, dedupe."""
     log = ParsedLog(path, None, empty_steps())
     parts, offset = [], 0
@@ -328,7 +330,7 @@ def _finish(path: Path, fmt: Format | None, segments: list[_Segment],
     return log
 
 
-def _finished(fmt: Format, tail: list[tuple[bytes, int]]) -> bool:
+def _finished(fmt: Format, tail: list[tuple[bytes | bytearray, int]]) -> bool:
     """Whether the format's "finished" line is in the final ranges. Training prints it last,
     so the last TAIL_PEEK_BYTES are searched first: a finished log costs one short search
     instead of a search of the whole tail per marker."""
@@ -394,7 +396,7 @@ def _restarts_and_dedupe(table: pa.Table) -> pa.Table:
     return table if keep.all() else table.filter(pa.array(keep))
 
 
-def _tail_failure(tail: list[tuple[bytes, int]]) -> Failure | None:
+def _tail_failure(tail: list[tuple[bytes | bytearray, int]]) -> Failure | None:
     """Failures end a job: a quick look at the end of the log, then, when something is there,
     the last range (and the one before when the last is short) for the root cause."""
     if not tail:
@@ -408,7 +410,7 @@ def _tail_failure(tail: list[tuple[bytes, int]]) -> Failure | None:
     return find_failure(chunk, first_line)
 
 
-def _provenance(chunk: bytes, first_line: int,
+def _provenance(chunk: bytes | bytearray, first_line: int,
                 warnings: list[tuple[int, str]]) -> dict[str, Any] | None:
     """The record of the first provenance line in ``chunk``; an unreadable one is a warning
     (counted in the run's parse_warnings) and the log is parsed without it."""

@@ -17,7 +17,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
 from slurmkit.parsers.base import REGEX_SPACE, Format, timestamps
 from slurmkit.parsers.numbers import float_array, int_array, text_array
 

@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from slurmkit.parsers.base import Format
 
-
 PATTERN = re.compile(rb":::MLLOG (?P<json>\{[^\r\n]*\})")
 
 
@@ -43,7 +42,8 @@ class MLLog(Format):
         samples: list[int | None] = [None] * len(step)
         gbs = self.facts.get("gbs")
         if gbs and step and all(s % gbs == 0 for s in step):
-            samples, step = step, [s // gbs for s in step]
+            samples = list(step)
+            step = [s // gbs for s in step]
         times = pa.array([int(t) if t is not None else None for t in time_ms], pa.int64())
         return {"step": pa.array(step, pa.int64()), "step_time_s": pa.array(step_time, pa.float64()),
                 "consumed_samples": pa.array(samples, pa.int64()),

@@ -13,13 +13,20 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from slurmkit import __version__
-from slurmkit import charts
+from slurmkit import __version__, charts
 from slurmkit.compare import Comparison, compare_runs, normalize_runs
 from slurmkit.findings import headline_metric, write_findings
 from slurmkit.reference import REFERENCE_CSV, config_software, load_reference
-from slurmkit.report.tables import (Table, fmt_metric, fmt_number, fmt_plain, fmt_text, frame_table,
-                                    metric_header, pairs_tables)
+from slurmkit.report.tables import (
+    Table,
+    fmt_metric,
+    fmt_number,
+    fmt_plain,
+    fmt_text,
+    frame_table,
+    metric_header,
+    pairs_tables,
+)
 
 STEP_COLUMNS = ["run_id", "step", "step_time_s", "loss"]
 
@@ -134,13 +141,13 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
             cost_text=[f"${b:,.2f} → ${c:,.2f}" for b, c in zip(costs["base_cost_usd"], costs["cand_cost_usd"])],
             saved_s_per_extra_usd=costs["saved_s_per_extra_usd"].where(~costs["within_noise"].astype(bool)))
         comparison = dataclasses.replace(comparison, costs=costs)
-    versus = versus_label(comparison) if comparison.by and not comparison.pairs.empty else ""
-    if not comparison.pairs.empty:
-        tables += pairs_tables(comparison.pairs, versus,
-                               charts.variant_label(comparison.by, comparison.baseline))
-    if not comparison.summary.empty:
+    by = comparison.by  # pairs and a summary exist only when a field is compared
+    versus = versus_label(comparison) if by and not comparison.pairs.empty else ""
+    if by is not None and not comparison.pairs.empty:
+        tables += pairs_tables(comparison.pairs, versus, charts.variant_label(by, comparison.baseline))
+    if by is not None and not comparison.summary.empty:
         summary = comparison.summary.assign(
-            candidate=comparison.summary["candidate"].map(lambda c: charts.variant_label(comparison.by, c)),
+            candidate=comparison.summary["candidate"].map(lambda c: charts.variant_label(by, c)),
             metric_label=comparison.summary["metric"].map(metric_header),
             range_text=[f"{lo:+.1f}% … {hi:+.1f}%" for lo, hi in
                         zip(comparison.summary["gain_min_pct"], comparison.summary["gain_max_pct"])])
@@ -182,16 +189,19 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
 
 def versus_label(comparison: Comparison) -> str:
     """'8 adapters vs 4 adapters' (or 'each xe9680-b vs xe9680-a' for several candidates)."""
-    base = charts.variant_label(comparison.by, comparison.baseline)
+    by = comparison.by
+    if by is None:  # no compared field: no pairs to name
+        return ""
+    base = charts.variant_label(by, comparison.baseline)
     candidates = sorted({str(c) for c in comparison.pairs["candidate"]})
     if len(candidates) == 1:
-        return f"{charts.variant_label(comparison.by, candidates[0])} vs {base}"
-    return f"each {comparison.by} vs {base}"
+        return f"{charts.variant_label(by, candidates[0])} vs {base}"
+    return f"each {by} vs {base}"
 
 
 def build_charts(comparison: Comparison, steps: pd.DataFrame, reference: pd.DataFrame) -> list[Chart]:
     configs = comparison.configs
-    field_name = comparison.by if comparison.by in configs.columns else "site"
+    field_name = comparison.by if comparison.by and comparison.by in configs.columns else "site"
     palette = charts.Palette.for_configs(configs, field_name)
     specs = [
         ("time_to_target", "Time for the target steps vs nodes", "The reference design's headline "

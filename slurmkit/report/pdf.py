@@ -18,8 +18,15 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import (Image, KeepTogether, LongTable, PageBreak, Paragraph,
-                                SimpleDocTemplate, TableStyle)
+from reportlab.platypus import (
+    Image,
+    KeepTogether,
+    LongTable,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    TableStyle,
+)
 
 from slurmkit.atomic import write_bytes_atomic
 from slurmkit.charts import figure_png

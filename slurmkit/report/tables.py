@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -106,7 +107,7 @@ def _mean_std(prefix: str) -> Callable[[pd.Series], str]:
 def pairs_tables(pairs: pd.DataFrame, by_label: str, base_label: str) -> list[Table]:
     """One table per metric, one row per pair: baseline and candidate mean ± std (n), ratio,
     change and verdict."""
-    tables = []
+    tables: list[Table] = []
     several = pairs["candidate"].map(fmt_text).nunique() > 1
     for metric in dict.fromkeys(pairs["metric"]):
         rows = pairs[pairs["metric"] == metric]

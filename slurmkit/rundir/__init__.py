@@ -19,16 +19,41 @@ from __future__ import annotations
 from slurmkit.errors import RunDirError
 from slurmkit.rundir.manifest import JobRecord, read_manifest, utc_now, write_manifest
 from slurmkit.rundir.params import PARAMS, Param, param_problems, select_params
-from slurmkit.rundir.paths import (ACCOUNTING_DIR, LOGS_DIR, MANIFEST_FILE, PLAN_FILE, SACCT_FILE,
-                                   SCONTROL_FILE, SCRIPTS_DIR, log_path, script_path, split_log_stem)
+from slurmkit.rundir.paths import (
+    ACCOUNTING_DIR,
+    LOGS_DIR,
+    MANIFEST_FILE,
+    PLAN_FILE,
+    SACCT_FILE,
+    SCONTROL_FILE,
+    SCRIPTS_DIR,
+    log_path,
+    script_path,
+    split_log_stem,
+)
 from slurmkit.rundir.plan import PlanFile, PlannedJob, plan_text, read_plan, write_plan_file
 from slurmkit.rundir.provenance import FIELDS as PROVENANCE_FIELDS
 from slurmkit.rundir.provenance import TAG as PROVENANCE_TAG
 from slurmkit.rundir.provenance import provenance_line, read_provenance
-from slurmkit.rundir.sacct import (PLACEHOLDER_JOB_NAME, SACCT_FIELDS, SacctJob, elapsed_s,
-                                   read_sacct, sacct_jobs, sacct_rows)
-from slurmkit.rundir.states import (ACTIVE_STATES, FAILED_STATES, FAILURE_REASONS, SUBMIT_FAILED,
-                                    UNKNOWN, is_active, normalize_state, state_failure)
+from slurmkit.rundir.sacct import (
+    PLACEHOLDER_JOB_NAME,
+    SACCT_FIELDS,
+    SacctJob,
+    elapsed_s,
+    read_sacct,
+    sacct_jobs,
+    sacct_rows,
+)
+from slurmkit.rundir.states import (
+    ACTIVE_STATES,
+    FAILED_STATES,
+    FAILURE_REASONS,
+    SUBMIT_FAILED,
+    UNKNOWN,
+    is_active,
+    normalize_state,
+    state_failure,
+)
 
 __all__ = [
     "ACCOUNTING_DIR", "ACTIVE_STATES", "FAILED_STATES", "FAILURE_REASONS", "LOGS_DIR",

@@ -37,7 +37,7 @@ class JobRecord:
     def finished(self) -> bool:
         return self.job_id is None or self.state not in ACTIVE_STATES
 
-    def updated(self, **changes: Any) -> "JobRecord":
+    def updated(self, **changes: Any) -> JobRecord:
         return replace(self, **changes)
 
 

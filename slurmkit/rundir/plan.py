@@ -6,9 +6,10 @@ its line; read by ``submit`` (scripts), ``parse --run-dir`` (parameters) and ``d
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from slurmkit.atomic import write_text_atomic
 from slurmkit.errors import Location, RunDirError
@@ -69,7 +70,7 @@ def read_plan(run_dir: Path | str) -> PlanFile:
                           hint=_REGENERATE) from None
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise RunDirError(f"not a slurmkit plan: {exc.msg}", hint=_REGENERATE,
                           location=Location(str(path), exc.lineno, exc.colno)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list):

@@ -112,7 +112,7 @@ def _from_json(data: Any) -> dict[str, SacctJob]:
     for job in data.get("jobs", []) if isinstance(data, dict) else []:
         exit_info = job.get("exit_code") or {}
         code = _number(exit_info.get("return_code"))
-        signal = _number(((exit_info.get("signal") or {}).get("id")))
+        signal = _number((exit_info.get("signal") or {}).get("id"))
         elapsed = _number((job.get("time") or {}).get("elapsed"))
         job_id = str(job.get("job_id"))
         jobs[job_id] = SacctJob(job_id, job.get("name") or None,

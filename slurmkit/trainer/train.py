@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from datetime import timedelta
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -129,7 +130,7 @@ def init_distributed() -> tuple[int, int, int, torch.device]:
     return rank, local_rank, world, device
 
 
-def wrap(model: nn.Module, mode: str, device: torch.device) -> nn.Module:
+def wrap(model: TinyGPT, mode: str, device: torch.device) -> nn.Module:
     if not dist.is_initialized():
         return model
     if mode == "fsdp":  # FSDP2: shards each block, then the rest; works on CPU with gloo
@@ -138,7 +139,8 @@ def wrap(model: nn.Module, mode: str, device: torch.device) -> nn.Module:
         mesh = init_device_mesh(device.type, (dist.get_world_size(),))
         for block in model.blocks:
             fully_shard(block, mesh=mesh)
-        return fully_shard(model, mesh=mesh)
+        # fully_shard returns the module itself, its class extended with FSDPModule
+        return cast(nn.Module, fully_shard(model, mesh=mesh))
     return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
@@ -201,9 +203,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     say(f"SKTRAIN start rank={rank} local_rank={local_rank} world_size={world} host={socket.gethostname()}")
     accum = grad_accumulation(args, world)
     torch.manual_seed(args.seed)  # same initial weights on every rank
-    model = TinyGPT(args.vocab, args.seq_len, args.layers, args.hidden, args.heads,
-                    args.ffn_hidden or 4 * args.hidden).to(device)
-    model = wrap(model, args.parallel, device)
+    tiny = TinyGPT(args.vocab, args.seq_len, args.layers, args.hidden, args.heads,
+                   args.ffn_hidden or 4 * args.hidden).to(device)
+    model = wrap(tiny, args.parallel, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed * 1000 + rank)  # different data per rank
     tokens_per_step_per_rank = args.global_batch_size * args.seq_len / world
