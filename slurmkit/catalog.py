@@ -63,7 +63,8 @@ class ModelArch(Model):
         return self.layers * self.layer_params() + self.embedding_params()
 
 
-def _llama(layers, hidden, ffn, heads, kv, vocab, seq, family="llama") -> ModelArch:
+def _llama(layers: int, hidden: int, ffn: int, heads: int, kv: int, vocab: int, seq: int,
+           family: str = "llama") -> ModelArch:
     return ModelArch(layers=layers, hidden=hidden, ffn_hidden=ffn, heads=heads, kv_heads=kv,
                      vocab=vocab, max_seq_len=seq, family=family)
 

@@ -23,7 +23,12 @@ from slurmkit.compare import METRICS
 from slurmkit.reference import architecture_key, matching_reference, reference_label
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
     from matplotlib.typing import RcKeyType
+
+# {model: ([(variant, label, shape, rows sorted by x)], number of configurations)}
+Series = dict[str, tuple[list[tuple[Any, str, str, pd.DataFrame]], int]]
 
 # Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -106,7 +111,8 @@ def shape_label(row: pd.Series, fields: list[str]) -> str:
     return " ".join(f"{SHORT_NAMES.get(f, f)} {value_text(row[f])}" for f in fields)
 
 
-def _series(configs: pd.DataFrame, column: str, palette: Palette, x: str, higher_is_better: bool):
+def _series(configs: pd.DataFrame, column: str, palette: Palette, x: str, higher_is_better: bool
+            ) -> Series:
     """{model: [(variant, label, rows sorted by x)]}: one line per configuration but ``x``.
 
     A panel with more than MAX_SERIES_PER_PANEL lines keeps the best ones by their mean.
@@ -115,7 +121,7 @@ def _series(configs: pd.DataFrame, column: str, palette: Palette, x: str, higher
                             *(f for f in SHAPE_FIELDS if f in configs.columns)])
     rows = configs.loc[configs[f"{column}_mean"].notna() & configs[x].notna() & configs["model"].notna(),
                        list(wanted)]
-    panels = {}
+    panels: Series = {}
     for model, mine in rows.groupby(rows["model"].astype(str), sort=True):
         fields = shape_fields(mine)
         keys = [mine[palette.field].map(value_text), *(mine[f].map(value_text) for f in fields)]
@@ -161,7 +167,7 @@ def line_chart(configs: pd.DataFrame, column: str, palette: Palette, *, title: s
     return fig
 
 
-def _panels(count: int, height_in: float = 3.2):
+def _panels(count: int, height_in: float = 3.2) -> tuple[Figure, list[Axes]]:
     """A figure with ``count`` panels, at most three per row."""
     ncols = min(count, 3)
     nrows = -(-count // ncols)
@@ -172,7 +178,7 @@ def _panels(count: int, height_in: float = 3.2):
     return fig, list(axes[:count])
 
 
-def _draw_reference(ax, refs: pd.DataFrame, scale: float, x: str) -> None:
+def _draw_reference(ax: Axes, refs: pd.DataFrame, scale: float, x: str) -> None:
     """Published points: large hollow black markers, one legend entry per source."""
     if x not in refs.columns or refs.empty:
         return
@@ -190,7 +196,7 @@ def _x_label(configs: pd.DataFrame, x: str) -> str:
     return f"Nodes ({int(per_node[0])} GPUs each)" if len(per_node) == 1 else "Nodes"
 
 
-def _axis(ax, xs: pd.Series, zero: bool = True) -> None:
+def _axis(ax: Axes, xs: pd.Series, zero: bool = True) -> None:
     """Node counts as ticks (log2 spacing when they span 4x or more); y from zero."""
     ticks = sorted({float(v) for v in xs.dropna()})
     if ticks and all(t > 0 for t in ticks) and max(ticks) / min(ticks) >= 4:
@@ -218,7 +224,7 @@ def _frame(fig: Figure, axes: list, title: str, xlabel: str, ylabel: str) -> Non
                    ncols=min(3, len(entries)))
 
 
-def _legend_handle(handle, neutral: bool):
+def _legend_handle(handle: Artist | ErrorbarContainer, neutral: bool) -> Artist | ErrorbarContainer:
     """With one panel per model the marker only repeats the panel's model: the legend shows the
     line's colour and style alone, true for every panel."""
     line = handle.lines[0] if isinstance(handle, ErrorbarContainer) else handle
@@ -367,7 +373,8 @@ def loss_chart(steps: pd.DataFrame, configs: pd.DataFrame, palette: Palette) -> 
     return fig
 
 
-def _steps_by_config(steps: pd.DataFrame, configs: pd.DataFrame, column: str, palette: Palette):
+def _steps_by_config(steps: pd.DataFrame, configs: pd.DataFrame, column: str, palette: Palette
+                     ) -> list[tuple[str, int, str, np.ndarray]]:
     """[(model, nodes, variant, values)] for each configuration with post-warm-up steps."""
     if steps.empty or column not in steps.columns:
         return []
@@ -376,7 +383,7 @@ def _steps_by_config(steps: pd.DataFrame, configs: pd.DataFrame, column: str, pa
         for run_id in ids:
             by_run[run_id] = idx
     rows = steps[steps[column].notna() & steps["run_id"].isin(by_run)]
-    out = []
+    out: list[tuple[str, int, str, np.ndarray]] = []
     for idx, group in rows.groupby(rows["run_id"].map(by_run), sort=False):
         cfg = configs.loc[idx]
         warmup = cfg.get("warmup_steps")

@@ -7,6 +7,8 @@ decided by :func:`slurmkit.compare.noise_threshold_pct` (repeat spread, or a sta
 """
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from slurmkit.charts import value_text, variant_label
@@ -79,7 +81,7 @@ def _model_phrase(model: str, rows: pd.DataFrame) -> str:
     return f"{model} " + ", ".join(parts)
 
 
-def _num_or(value, default: float = 0.0) -> float:
+def _num_or(value: Any, default: float = 0.0) -> float:
     return float(value) if pd.notna(value) else default
 
 
@@ -98,7 +100,7 @@ def cost_findings(comparison: Comparison) -> list[str]:
     return _capped(lines, "cost comparisons")
 
 
-def _cost_phrase(nodes, rows: pd.DataFrame) -> str:
+def _cost_phrase(nodes: Any, rows: pd.DataFrame) -> str:
     extra, saved_s = rows["extra_cost_usd"].median(), rows["time_saved_s"].median()
     several = f" (median of {len(rows)} configurations)" if len(rows) > 1 else ""
     if rows["within_noise"].all():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -108,7 +109,7 @@ def matching_reference(reference: pd.DataFrame, configs: pd.DataFrame, metric: s
     return out
 
 
-def _shape_key(model, gpu, precision, task, seq_len) -> tuple:
+def _shape_key(model: Any, gpu: Any, precision: Any, task: Any, seq_len: Any) -> tuple:
     seq = int(seq_len) if pd.notna(seq_len) else -1
     return (architecture_key(model), gpu_key(gpu), str(precision).lower(), str(task).lower(), seq)
 

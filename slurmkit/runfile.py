@@ -10,6 +10,7 @@ machine that generated the script baked in.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 
 class RunFile(str):
@@ -38,11 +39,11 @@ class RunFile(str):
     def __hash__(self) -> int:
         return hash(("RunFile", str(self)))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[RunFile], tuple[str, bytes, int]]:
         return RunFile, (str(self), self.data, self.mode)
 
 
-def run_files(commands) -> dict[str, RunFile]:
+def run_files(commands: Iterable[Iterable[Iterable[object]]]) -> dict[str, RunFile]:
     """Every RunFile in the given command lines (lists of argument groups), by path."""
     return {str(arg): arg for groups in commands for group in groups for arg in group
             if type(arg) is RunFile}

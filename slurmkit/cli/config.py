@@ -6,9 +6,15 @@ command so `slurmkit --help` stays fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from slurmkit.plan import JobPlan
+    from slurmkit.yamlsource import Document
 
 SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Folder of site configs, searched before the shipped ones (repeatable).")
@@ -26,7 +32,8 @@ SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Pat
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--force", is_flag=True, help="Write into a run directory that holds another experiment's plan.")
-def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, strict, fmt, force):
+def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...], out_dir: Path | None,
+             templates_dir: Path | None, dry_run: bool, strict: bool, fmt: str, force: bool) -> None:
     """Validate EXPERIMENT (a YAML file or a shipped experiment's name) and write plan.json and
     one sbatch script per job."""
     from slurmkit.plan import make_plan
@@ -46,7 +53,7 @@ def generate(experiment, sites, site_dirs, out_dir, templates_dir, dry_run, stri
     click.echo(summary.describe(), err=True)
 
 
-def _print_jobs(jobs, fmt: str, axes: tuple[str, ...] = ()) -> None:
+def _print_jobs(jobs: list[JobPlan], fmt: str, axes: tuple[str, ...] = ()) -> None:
     if fmt == "json":
         click.echo(json.dumps([{"run_id": j.run_id, "script": j.script, "params": j.params} for j in jobs],
                               indent=1, sort_keys=True))
@@ -60,7 +67,7 @@ def _print_jobs(jobs, fmt: str, axes: tuple[str, ...] = ()) -> None:
     _print_rows(head, rows, fmt)
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
@@ -82,7 +89,7 @@ def _print_rows(head: tuple, rows: list[tuple], fmt: str) -> None:
 @click.option("--site", "sites", multiple=True, help="Site name or file replacing an experiment's sites.")
 @SITE_DIR
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def validate(paths, sites, site_dirs, strict):
+def validate(paths: tuple[str, ...], sites: tuple[str, ...], site_dirs: tuple[Path, ...], strict: bool) -> None:
     """Check experiments and site configs (files or site names); report every problem."""
     from slurmkit.errors import ConfigError
     from slurmkit.plan import make_plan
@@ -106,7 +113,7 @@ def validate(paths, sites, site_dirs, strict):
         raise ConfigError("invalid configuration", problems=problems)
 
 
-def _is_site(path: str, load_yaml) -> bool:
+def _is_site(path: str, load_yaml: Callable[[str], Document]) -> bool:
     """A site is a site name, or a YAML mapping with a `scheduler` key; other names are
     shipped experiments."""
     if not Path(path).exists() and not path.endswith((".yaml", ".yml")):
@@ -118,14 +125,14 @@ def _is_site(path: str, load_yaml) -> bool:
 
 
 @click.group()
-def sites():
+def sites() -> None:
     """List or show site configs."""
 
 
 @sites.command("list")
 @SITE_DIR
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
-def sites_list(site_dirs, fmt):
+def sites_list(site_dirs: tuple[Path, ...], fmt: str) -> None:
     """List every known site (user folders first, then the shipped ones)."""
     from slurmkit.site import list_site_names, load_site
 
@@ -142,7 +149,7 @@ def sites_list(site_dirs, fmt):
 @sites.command("show")
 @click.argument("name")
 @SITE_DIR
-def sites_show(name, site_dirs):
+def sites_show(name: str, site_dirs: tuple[Path, ...]) -> None:
     """Print a site's resolved config (defaults filled in) as JSON."""
     from slurmkit.site import find_site_file, load_site
 
@@ -154,7 +161,7 @@ def sites_show(name, site_dirs):
 @click.command()
 @click.option("--models-file", type=click.Path(dir_okay=False, exists=True), help="A YAML file of extra models.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
-def models(models_file, fmt):
+def models(models_file: str | None, fmt: str) -> None:
     """List the model catalogue with parameter counts computed from the architecture."""
     from slurmkit.catalog import catalogue, load_models
 
@@ -167,7 +174,7 @@ def models(models_file, fmt):
 
 @click.command()
 @click.argument("kind", type=click.Choice(["site", "experiment", "models"]))
-def schema(kind):
+def schema(kind: str) -> None:
     """Print the JSON Schema of site, experiment or model files (for editors)."""
     from slurmkit.schema import json_schema
 

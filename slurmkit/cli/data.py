@@ -22,7 +22,7 @@ DATASETS = ("dolly", "alpaca")
               default=0.05, show_default=True, help="Share of the records held out for validation.")
 @click.option("--seed", type=int, default=1234, show_default=True,
               help="Seed of the split: the same input and seed give the same files.")
-def prepare_data(dataset, input_file, out_dir, validation_fraction, seed):
+def prepare_data(dataset: str, input_file: Path, out_dir: Path, validation_fraction: float, seed: int) -> None:
     """Turn databricks-dolly-15k (JSONL) or Stanford Alpaca's alpaca_data.json (a JSON array)
     into the JSONL files NeMo's fine-tuning script reads, split into training and validation."""
     from slurmkit.finetune_data import prepare, write_prepared

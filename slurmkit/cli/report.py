@@ -6,9 +6,14 @@ stand in for the cluster, the data half parses and reports.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # imported inside the commands at run time (start-up time)
+    from slurmkit.compare import Comparison
 
 FORMATS = ("table", "markdown", "csv", "json")
 DEMO_EXPERIMENTS = ("llama2-7b-pretrain.yaml", "llama2-70b-pretrain.yaml")
@@ -16,7 +21,7 @@ DEMO_EXPERIMENTS = ("llama2-7b-pretrain.yaml", "llama2-70b-pretrain.yaml")
 DEMO_COST_PER_NODE_HOUR = {"xe9680-8cx7": 98.0, "xe9680-4cx7": 92.0}
 
 
-def _by_option(f):
+def _by_option(f: Callable[..., None]) -> Callable[..., None]:
     f = click.option("--baseline", default=None, help="Value of --by to compare against [default: the smallest].")(f)
     f = click.option("--noise-pct", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Changes below this (or below two standard errors of repeats) are noise.")(f)
@@ -48,7 +53,7 @@ def compare(results: str, by: str | None, baseline: str | None, noise_pct: float
     click.echo(_compare_text(comparison, fmt))
 
 
-def _compare_text(comparison, fmt: str) -> str:
+def _compare_text(comparison: Comparison, fmt: str) -> str:
     import json
 
     from slurmkit.report.model import comparison_tables
@@ -83,7 +88,8 @@ def report(results: str, html_path: str | None, pdf_path: str | None, title: str
         click.echo(line)
 
 
-def _write_reports(results, html_path, pdf_path, title, by=None, baseline=None, noise_pct=1.0) -> list[str]:
+def _write_reports(results: Path | str, html_path: Path | str, pdf_path: Path | str | None, title: str | None,
+                   by: str | None = None, baseline: object = None, noise_pct: float = 1.0) -> list[str]:
     from slurmkit.report.html import write_html
     from slurmkit.report.model import build_report
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # imported inside the commands at run time (start-up time)
+    from slurmkit.slurm import SlurmCli
+    from slurmkit.track import StatusReport
 
 RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 
 
-def _client():
+def _client() -> SlurmCli:
     from slurmkit.slurm import SlurmCli
     return SlurmCli()
 
@@ -52,7 +57,7 @@ def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool,
         raise SlurmError(problems[0], problems=[Problem(p) for p in problems])
 
 
-def _status_table(report) -> str:
+def _status_table(report: StatusReport) -> str:
     rows = [("RUN_ID", "JOB_ID", "STATE", "EXIT", "NODES")]
     rows += [(r.run_id, r.job_id or "-", r.state, r.exit_code or "-", r.nodelist or "-")
              for r in report.records.values()]

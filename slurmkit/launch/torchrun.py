@@ -9,10 +9,11 @@ passes; tests parse them), ``extra_args_program`` the flags the experiment's ``e
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from importlib import resources
 
 from slurmkit.catalog import ModelArch
-from slurmkit.errors import Problem
+from slurmkit.errors import Location, Problem
 from slurmkit.experiment import JobSpec
 from slurmkit.launch.common import Job, container_image, group_args, versioned_program
 from slurmkit.launch.programs import FlagSet, KeySet, load_program
@@ -72,7 +73,7 @@ def pytorch_version(tag: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def check_trainer(spec: JobSpec, site: Site, where) -> list[Problem]:
+def check_trainer(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Problem]:
     """Whether the example trainer can run in the job's container (for jobs that run it).
 
     A known image's PyTorch must be recent enough for the --parallel mode; an image slurmkit does

@@ -18,6 +18,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     Image,
     KeepTogether,
@@ -30,7 +31,7 @@ from reportlab.platypus import (
 
 from slurmkit.atomic import write_bytes_atomic
 from slurmkit.charts import figure_png
-from slurmkit.report.model import Report
+from slurmkit.report.model import Chart, Report
 from slurmkit.report.tables import Table
 
 PAGE = landscape(A4)
@@ -109,7 +110,7 @@ def _section(title: str, table: Table, styles: dict[str, ParagraphStyle], width:
     return [KeepTogether(parts)] if len(table.rows) <= SHORT_TABLE_ROWS else parts
 
 
-def _chart(chart, styles: dict[str, ParagraphStyle], max_w: float, max_h: float) -> list:
+def _chart(chart: Chart, styles: dict[str, ParagraphStyle], max_w: float, max_h: float) -> list:
     if chart.figure is None:
         return [_p(chart.title, styles["h3"]), _p(f"Not drawn: {chart.missing_reason}.", styles["note"])]
     width_in, height_in = chart.figure.get_size_inches()
@@ -154,7 +155,7 @@ def render_pdf(report: Report) -> bytes:
     return buf.getvalue()
 
 
-def _footer(canvas, doc) -> None:
+def _footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
     canvas.saveState()
     canvas.setFont("DejaVuSans", 7)
     canvas.setFillColor(MUTED)

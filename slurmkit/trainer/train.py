@@ -160,7 +160,8 @@ def grad_accumulation(args: argparse.Namespace, world: int) -> int:
     return args.global_batch_size // per_step
 
 
-def train_step(model, optimizer, args, generator, accum: int, device) -> tuple[float, float]:
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, args: argparse.Namespace,
+               generator: torch.Generator, accum: int, device: torch.device) -> tuple[float, float]:
     """One optimizer step over ``accum`` micro batches; returns (local mean loss, grad norm)."""
     optimizer.zero_grad(set_to_none=True)
     total = 0.0

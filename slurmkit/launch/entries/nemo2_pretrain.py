@@ -17,11 +17,12 @@ import ast
 import importlib
 import re
 import sys
+from typing import Any
 
 _KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> Any:
     """``50`` -> 50, ``3e-4`` -> 0.0003, ``False``/``None`` -> the constant, ``full`` -> "full"."""
     try:
         return ast.literal_eval(text)
@@ -55,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def apply(recipe, key: str, value) -> None:
+def apply(recipe: Any, key: str, value: Any) -> None:
     """Set ``key`` on the Config tree; a node that is missing or None is an error naming it."""
     *path, leaf = key.split(".")
     node = recipe
