@@ -229,11 +229,10 @@ def write_prepared(prepared: Prepared, out_dir: Path | str) -> tuple[Path, Path]
     the umask gives a new file (a temporary file alone would be private to the user)."""
     out_dir = Path(out_dir)
     mode = 0o666 & ~_umask()
-    texts = {out_dir / TRAINING_FILE: jsonl_text(prepared.training),
-             out_dir / VALIDATION_FILE: jsonl_text(prepared.validation)}
-    for path, text in texts.items():
-        write_text_atomic(path, text, mode=mode)
-    return tuple(texts)  # type: ignore[return-value]
+    training, validation = out_dir / TRAINING_FILE, out_dir / VALIDATION_FILE
+    for path, examples in ((training, prepared.training), (validation, prepared.validation)):
+        write_text_atomic(path, jsonl_text(examples), mode=mode)
+    return training, validation
 
 
 def _umask() -> int:
