@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from slurmkit.plan import make_plan
-from slurmkit.render import Renderer, shell_command, shell_quote, write_plan
+from slurmkit.plan.make import make_plan
+from slurmkit.plan.render import Renderer, shell_command, shell_quote, write_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURMKIT = [sys.executable, "-m", "slurmkit"]

@@ -169,7 +169,7 @@ def bench(folder: Path, repeat: int, results_parent: Path) -> dict:
 
 
 def _rows_written(results: Path) -> int:
-    out = subprocess.run([str(PYTHON), "-c", "import sys; from slurmkit import store; "
+    out = subprocess.run([str(PYTHON), "-c", "import sys; from slurmkit.results import store; "
                           "print(int(store.read_runs(sys.argv[1])['steps_completed'].sum()))", str(results)],
                          capture_output=True, text=True, check=True)
     return int(out.stdout)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_report.py [--runs 1000] [--steps-per-run 500] [--keep DIR]
 
-Builds a results folder with slurmkit.store.write_run (4 models x 5 node counts x 2 sites x
+Builds a results folder with slurmkit.results.store.write_run (4 models x 5 node counts x 2 sites x
 5 tp/gbs shapes x 5 repeats = 1,000 runs, 500 steps each; untimed set-up), then times, each on
 its own and end to end: reading the store, building the report model (compare, findings,
 charts), rendering the HTML and rendering the PDF.
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from slurmkit import store
+from slurmkit.results import store
 
 MODELS = {"llama2-7b": 11000.0, "llama2-13b": 5600.0, "llama2-70b": 1050.0, "llama3-8b": 9800.0}
 NODES = (1, 2, 4, 8, 16)
@@ -76,10 +76,10 @@ def main() -> None:
     # The steps of `slurmkit report` (slurmkit.report.model.build_report), timed one by one.
     clock = Clock()
     runs = store.read_runs(work / "results")
-    clock.lap("read runs table (slurmkit.store)")
+    clock.lap("read runs table (slurmkit.results.store)")
     completed = runs.loc[runs["status"] == "completed", "run_id"].tolist()
     steps = store.read_steps(work / "results", run_ids=completed, columns=STEP_COLUMNS)
-    clock.lap(f"read {len(steps):,} step rows (slurmkit.store)")
+    clock.lap(f"read {len(steps):,} step rows (slurmkit.results.store)")
     model = build_report_from_frames(runs, steps, "Benchmark", results_label=str(work / "results"))
     clock.lap("report model (compare, findings, charts)")
     html = write_html(model, work / "report.html")

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from slurmkit.rundir import plan_text, script_path, write_plan_file
-from slurmkit.slurm import SlurmCli
-from slurmkit.submit import submit_plan
-from slurmkit.track import refresh
+from slurmkit.slurm.client import SlurmCli
+from slurmkit.slurm.submit import submit_plan
+from slurmkit.slurm.track import refresh
 
 
 def write_sweep(run_dir: Path, count: int, body: str) -> None:

@@ -12,24 +12,33 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "slurmkit"
 
 
-def diagram() -> tuple[dict[str, str], set[tuple[str, str]]]:
-    """(module -> top-level group, arrows between top-level groups) of the Mermaid block."""
+def diagram() -> tuple[dict[str, str], set[tuple[str, str]], dict[str, set[str]]]:
+    """(top-level module -> group, arrows between top-level groups, folder -> its modules) of the
+    Mermaid block. A subgraph inside a group is a folder of slurmkit/ and holds that folder's modules."""
     text = (ROOT / "docs" / "architecture.md").read_text()
     [block] = re.findall(r"```mermaid\n(.*?)```", text, re.S)
     stack: list[str] = []
     groups: dict[str, str] = {}
     arrows: set[tuple[str, str]] = set()
+    folders: dict[str, set[str]] = {}
     for line in block.splitlines()[1:]:
         line = line.strip()
         if match := re.fullmatch(r"subgraph (\w+)\[.*\]", line):
             stack.append(match.group(1))
+            if len(stack) == 2:
+                groups[match.group(1)] = stack[0]
+                folders[match.group(1)] = set()
         elif line == "end":
             stack.pop()
         elif match := re.fullmatch(r"(\w+) --> (\w+)", line):
             arrows.add((match.group(1), match.group(2)))
         elif match := re.fullmatch(r"(\w+)(\[\"(\w+)\"\])?", line):
-            groups[match.group(3) or match.group(1)] = stack[0]
-    return groups, arrows
+            name = match.group(3) or match.group(1)
+            if len(stack) == 2:
+                folders[stack[1]].add(name)
+            else:
+                groups[name] = stack[0]
+    return groups, arrows, folders
 
 
 def contract_groups() -> dict[str, str]:
@@ -46,6 +55,12 @@ def contract_groups() -> dict[str, str]:
 
 def top_level_modules() -> set[str]:
     names = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    return names - {"__init__", "__main__"}
+
+
+def folder_modules(folder: str) -> set[str]:
+    path = PACKAGE / folder
+    names = {p.stem for p in path.glob("*.py")} | {p.name for p in path.iterdir() if (p / "__init__.py").is_file()}
     return names - {"__init__", "__main__"}
 
 
@@ -69,21 +84,27 @@ def code_arrows(groups: dict[str, str], package: Path = PACKAGE) -> set[tuple[st
 
 
 def test_every_module_is_on_the_map_in_its_half():
-    drawn, _ = diagram()
-    drawn = {("cli" if m == "cli" else m): g for m, g in drawn.items()}
+    drawn, _, _ = diagram()
     expected = contract_groups()
     assert set(drawn) == top_level_modules() == set(expected)
     assert drawn == expected
 
 
+def test_every_folder_drawn_holds_its_modules():
+    _, _, folders = diagram()
+    assert folders, "the map draws no folder"
+    for folder, modules in folders.items():
+        assert modules == folder_modules(folder), folder
+
+
 def test_the_arrows_are_the_imports_between_groups():
-    _, arrows = diagram()
+    _, arrows, _ = diagram()
     assert arrows == code_arrows(contract_groups())
 
 
 def test_the_map_can_fail(tmp_path):
     # a data module importing the control half would be an arrow the map does not draw
     fake = tmp_path / "slurmkit"
-    (fake / "metrics").mkdir(parents=True)
-    (fake / "metrics" / "__init__.py").write_text("def f():\n    from slurmkit.plan import make_plan\n")
+    (fake / "results").mkdir(parents=True)
+    (fake / "results" / "metrics.py").write_text("def f():\n    from slurmkit.plan.make import make_plan\n")
     assert code_arrows(contract_groups(), fake) == {("data", "control")}

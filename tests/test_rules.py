@@ -93,7 +93,7 @@ def test_mypy_fails_on_a_planted_violation_and_sees_config_fields(tmp_path):
     (dataclass_transform): a missing or unknown field, or an assignment, is a type error."""
     probe = tmp_path / "probe.py"
     probe.write_text(textwrap.dedent("""\
-        from slurmkit.site import Gpu
+        from slurmkit.config.site import Gpu
 
         gpu = Gpu(model="h100", count_per_node=8, mem_gib=80.0, peak_tflops_bf16=989.0)
         count: str = gpu.count_per_node
@@ -114,9 +114,9 @@ def test_lint_imports_fails_when_a_half_imports_the_other(tmp_path):
     importing the data half, and a data module importing the CLI."""
     copy = tmp_path / "slurmkit"
     shutil.copytree(ROOT / "slurmkit", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    with (copy / "plan.py").open("a") as fh:
-        fh.write("\nimport slurmkit.store  # planted\n")
-    with (copy / "metrics.py").open("a") as fh:
+    with (copy / "plan" / "make.py").open("a") as fh:
+        fh.write("\nimport slurmkit.results.store  # planted\n")
+    with (copy / "results" / "metrics.py").open("a") as fh:
         fh.write("\nfrom slurmkit.cli import main  # planted\n")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
     result = lint_imports("--no-cache", "--config", str(ROOT / "pyproject.toml"), cwd=tmp_path, env=env)

@@ -107,7 +107,7 @@ def check_datasets(megatron: types.SimpleNamespace, args: argparse.Namespace, jo
 
 def megatron_jobs(files: list[Path]):
     sys.path.insert(0, str(ROOT))
-    from slurmkit.plan import make_plan
+    from slurmkit.plan.make import make_plan
     for path in files:
         if not re.search(r"^\s*-?\s*\{?.*launcher: *megatron\b(?!-)", path.read_text(), re.MULTILINE):
             continue  # plan only what may hold megatron jobs (other experiments may not plan here)

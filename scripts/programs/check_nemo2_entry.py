@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from slurmkit.launch.programs import PROGRAMS_DIR  # noqa: E402 (after the sys.path entry above)
-from slurmkit.plan import make_plan  # noqa: E402
+from slurmkit.plan.launch.programs import PROGRAMS_DIR  # noqa: E402 (after the sys.path entry above)
+from slurmkit.plan.make import make_plan  # noqa: E402
 
-ENTRY = ROOT / "slurmkit" / "launch" / "entries" / "nemo2_pretrain.py"
+ENTRY = ROOT / "slurmkit" / "plan" / "launch" / "entries" / "nemo2_pretrain.py"
 
 RECIPE = '''
 import nemo_run as run

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a program's argparse flag set (``kind: argparse``, see slurmkit/launch/programs.py) from
+"""Write a program's argparse flag set (``kind: argparse``, see slurmkit/plan/launch/programs.py) from
 its source at a tag: ``git show TAG:PATH`` of a local clone or bare mirror, read with ``ast``.
 Nothing is imported or run, so the program's own dependencies (torch, ...) are not needed.
 

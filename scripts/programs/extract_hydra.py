@@ -1,6 +1,6 @@
 """Write ``slurmkit/data/programs/nemo-<tag>-<config>.json`` from NeMo's own source at a tag.
 
-For each Hydra config a NeMo 1.x example script named by ``slurmkit.launch.nemo1`` reads, this
+For each Hydra config a NeMo 1.x example script named by ``slurmkit.plan.launch.nemo1`` reads, this
 takes the YAML with ``git show TAG:path`` from a bare mirror of NVIDIA/NeMo, follows its
 ``defaults:`` list, and flattens it to dotted keys with their defaults (OmegaConf's own loader,
 interpolations left as written). It then adds the ``code_keys``: keys slurmkit sets that the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the NeMo 2.x recipe key sets the nemo2 launcher's settings are checked against.
 
-The carried entry (``slurmkit/launch/entries/nemo2_pretrain.py``) builds NeMo's
+The carried entry (``slurmkit/plan/launch/entries/nemo2_pretrain.py``) builds NeMo's
 ``llm.recipes.<recipe>.pretrain_recipe()`` (a NeMo-Run ``Partial`` of ``llm.pretrain``) and sets
 ``KEY=VALUE`` settings on its Config tree: ``trainer.max_steps`` is the ``max_steps`` argument of
 the class the ``trainer`` node builds. A fiddle Config accepts only its target's parameters, so

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from slurmkit.plan import JobPlan
-    from slurmkit.yamlsource import Document
+    from slurmkit.config.yamlsource import Document
+    from slurmkit.plan.make import JobPlan
 
 SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Folder of site configs, searched before the shipped ones (repeatable).")
@@ -36,7 +36,7 @@ def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...
              templates_dir: Path | None, dry_run: bool, strict: bool, fmt: str, force: bool) -> None:
     """Validate EXPERIMENT (a YAML file or a shipped experiment's name) and write plan.json and
     one sbatch script per job."""
-    from slurmkit.plan import make_plan
+    from slurmkit.plan.make import make_plan
 
     plan = make_plan(experiment, list(sites) or None, templates_dir=templates_dir, strict=strict,
                      site_dirs=list(site_dirs) or None)
@@ -46,7 +46,7 @@ def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...
     if dry_run:
         click.echo(f"dry run: {len(plan.jobs)} jobs, nothing written", err=True)
         return
-    from slurmkit.render import write_plan
+    from slurmkit.plan.render import write_plan
 
     out = out_dir or Path("runs") / plan.experiment
     summary = write_plan(plan, out, force=force)
@@ -91,10 +91,10 @@ def _print_rows(head: tuple, rows: list[tuple], fmt: str) -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def validate(paths: tuple[str, ...], sites: tuple[str, ...], site_dirs: tuple[Path, ...], strict: bool) -> None:
     """Check experiments and site configs (files or site names); report every problem."""
+    from slurmkit.config.site import load_site
+    from slurmkit.config.yamlsource import load_yaml
     from slurmkit.errors import ConfigError
-    from slurmkit.plan import make_plan
-    from slurmkit.site import load_site
-    from slurmkit.yamlsource import load_yaml
+    from slurmkit.plan.make import make_plan
 
     problems = []
     for path in paths:
@@ -117,7 +117,7 @@ def _is_site(path: str, load_yaml: Callable[[str], Document]) -> bool:
     """A site is a site name, or a YAML mapping with a `scheduler` key; other names are
     shipped experiments."""
     if not Path(path).exists() and not path.endswith((".yaml", ".yml")):
-        from slurmkit.experiment import shipped_experiments
+        from slurmkit.config.experiment import shipped_experiments
 
         return path not in shipped_experiments()
     data = load_yaml(path).data
@@ -134,7 +134,7 @@ def sites() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
 def sites_list(site_dirs: tuple[Path, ...], fmt: str) -> None:
     """List every known site (user folders first, then the shipped ones)."""
-    from slurmkit.site import list_site_names, load_site
+    from slurmkit.config.site import list_site_names, load_site
 
     rows = []
     for name in list_site_names(list(site_dirs) or None):
@@ -151,7 +151,7 @@ def sites_list(site_dirs: tuple[Path, ...], fmt: str) -> None:
 @SITE_DIR
 def sites_show(name: str, site_dirs: tuple[Path, ...]) -> None:
     """Print a site's resolved config (defaults filled in) as JSON."""
-    from slurmkit.site import find_site_file, load_site
+    from slurmkit.config.site import find_site_file, load_site
 
     site, _ = load_site(name, list(site_dirs) or None)
     click.echo(f"# {find_site_file(name, list(site_dirs) or None)}")
@@ -163,7 +163,7 @@ def sites_show(name: str, site_dirs: tuple[Path, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
 def models(models_file: str | None, fmt: str) -> None:
     """List the model catalogue with parameter counts computed from the architecture."""
-    from slurmkit.catalog import catalogue, load_models
+    from slurmkit.config.catalog import catalogue, load_models
 
     table = catalogue(load_models(models_file) if models_file else None)
     rows = [(name, f"{m.params() / 1e9:.2f}B" if m.params() >= 1e8 else f"{m.params():,}", str(m.layers),
@@ -176,18 +176,18 @@ def models(models_file: str | None, fmt: str) -> None:
 @click.argument("kind", type=click.Choice(["site", "experiment", "models"]))
 def schema(kind: str) -> None:
     """Print the JSON Schema of site, experiment or model files (for editors)."""
-    from slurmkit.schema import json_schema
+    from slurmkit.config.schema import json_schema
 
     if kind == "site":
-        from slurmkit.site import Site
+        from slurmkit.config.site import Site
 
         body = json_schema(Site)
     elif kind == "experiment":
-        from slurmkit.experiment import experiment_json_schema
+        from slurmkit.config.experiment import experiment_json_schema
 
         body = experiment_json_schema()
     else:
-        from slurmkit.catalog import ModelFile
+        from slurmkit.config.catalog import ModelFile
 
         body = json_schema(ModelFile)
     click.echo(json.dumps(body, indent=2, sort_keys=True))

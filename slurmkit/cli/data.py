@@ -25,7 +25,7 @@ DATASETS = ("dolly", "alpaca")
 def prepare_data(dataset: str, input_file: Path, out_dir: Path, validation_fraction: float, seed: int) -> None:
     """Turn databricks-dolly-15k (JSONL) or Stanford Alpaca's alpaca_data.json (a JSON array)
     into the JSONL files NeMo's fine-tuning script reads, split into training and validation."""
-    from slurmkit.finetune_data import prepare, write_prepared
+    from slurmkit.plan.finetune_data import prepare, write_prepared
 
     prepared = prepare(dataset, input_file, validation_fraction, seed)
     training, validation = write_prepared(prepared, out_dir)

@@ -1,4 +1,4 @@
-"""`slurmkit parse`: training logs -> the Parquet results store (thin shell over slurmkit.parse)."""
+"""`slurmkit parse`: training logs -> the Parquet results store (thin shell over slurmkit.results.parse)."""
 from __future__ import annotations
 
 import sys
@@ -38,8 +38,8 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
     """
     from pathlib import Path
 
-    from slurmkit.parse import expand_paths, parse_paths
-    from slurmkit.parsers.logfile import no_pandas
+    from slurmkit.results.parse import expand_paths, parse_paths
+    from slurmkit.results.parsers.logfile import no_pandas
     from slurmkit.rundir import LOGS_DIR
 
     if paths:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:  # imported inside the commands at run time (start-up time)
-    from slurmkit.compare import Comparison
+    from slurmkit.report.compare import Comparison
 
 FORMATS = ("table", "markdown", "csv", "json")
 DEMO_EXPERIMENTS = ("llama2-7b-pretrain.yaml", "llama2-70b-pretrain.yaml")
@@ -39,9 +39,9 @@ def _by_option(f: Callable[..., None]) -> Callable[..., None]:
 def compare(results: str, by: str | None, baseline: str | None, noise_pct: float, x: str,
             metrics: tuple[str, ...], fmt: str) -> None:
     """Compare runs of RESULTS that differ in one field; scaling, best and cost tables."""
-    from slurmkit import store
-    from slurmkit.compare import compare_runs
     from slurmkit.errors import ResultsError
+    from slurmkit.report.compare import compare_runs
+    from slurmkit.results import store
 
     runs = store.read_runs(results)
     if runs.empty:
@@ -146,8 +146,8 @@ def _demo_sites(out: Path) -> list[str]:
 
 
 def _demo_generate(out: Path) -> list[Path]:
-    from slurmkit.plan import make_plan
-    from slurmkit.render import write_plan
+    from slurmkit.plan.make import make_plan
+    from slurmkit.plan.render import write_plan
     from slurmkit.resources import shipped_dir
 
     sites = _demo_sites(out)
@@ -175,7 +175,7 @@ def _demo_synthetic_logs(run_dir: Path) -> int:
 def _demo_parse(out: Path, run_dirs: list[Path]) -> int:
     import shutil
 
-    from slurmkit.parse import parse_paths
+    from slurmkit.results.parse import parse_paths
     from slurmkit.rundir import LOGS_DIR
     from slurmkit.samples import PUBLIC_LOGS_DIR
 

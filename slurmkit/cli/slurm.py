@@ -2,7 +2,7 @@
 
 Only click and the standard library at module level; library code is imported in each command.
 `collect` is the one place that joins the halves: after gathering accounting it runs the parser
-(slurmkit.parse.parse_paths) on the collected logs, with the run directory for parameters.
+(slurmkit.results.parse.parse_paths) on the collected logs, with the run directory for parameters.
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:  # imported inside the commands at run time (start-up time)
-    from slurmkit.slurm import SlurmCli
-    from slurmkit.track import StatusReport
+    from slurmkit.slurm.client import SlurmCli
+    from slurmkit.slurm.track import StatusReport
 
 RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 
 
 def _client() -> SlurmCli:
-    from slurmkit.slurm import SlurmCli
+    from slurmkit.slurm.client import SlurmCli
     return SlurmCli()
 
 
@@ -36,7 +36,7 @@ def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool,
            resubmit: str | None) -> None:
     """Submit RUN_DIR's scripts with sbatch; runs already submitted are skipped."""
     from slurmkit.errors import Problem, SlurmError
-    from slurmkit.submit import submit_plan
+    from slurmkit.slurm.submit import submit_plan
 
     report = submit_plan(run_dir, _client(), only=only, dry_run=dry_run, test_only=test_only,
                          chain=chain, resubmit_failed=resubmit == "failed")
@@ -78,7 +78,7 @@ def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
     """Show the state of every job of RUN_DIR (one squeue and one sacct call)."""
     from dataclasses import asdict
 
-    from slurmkit.track import refresh
+    from slurmkit.slurm.track import refresh
 
     client = _client()
     while True:
@@ -101,7 +101,7 @@ def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
 @click.argument("run_ids", nargs=-1)
 def cancel(run_dir: Path, run_ids: tuple[str, ...]) -> None:
     """Cancel RUN_DIR's unfinished jobs (or only RUN_IDS)."""
-    from slurmkit.track import cancel as cancel_jobs
+    from slurmkit.slurm.track import cancel as cancel_jobs
 
     cancelled = cancel_jobs(run_dir, _client(), run_ids)
     for record in cancelled:
@@ -117,7 +117,7 @@ def cancel(run_dir: Path, run_ids: tuple[str, ...]) -> None:
 @click.option("--no-parse", is_flag=True, help="Only gather accounting and logs.")
 def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
     """Gather RUN_DIR's accounting and logs, then parse the logs into Parquet."""
-    from slurmkit.collect import collect as collect_run
+    from slurmkit.slurm.collect import collect as collect_run
 
     report = collect_run(run_dir, _client())
     if report.accounting_file is None:
@@ -140,7 +140,7 @@ def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
 
 def _parse(run_dir: Path, logs: list[Path], results: Path) -> None:
     """Run the data half's parser on the collected logs (the CLI is where the halves meet)."""
-    from slurmkit.parse import parse_paths
+    from slurmkit.results.parse import parse_paths
 
     for summary in parse_paths(logs, results, run_dir=run_dir):
         loss = summary.get("final_loss")

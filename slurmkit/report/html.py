@@ -7,7 +7,7 @@ import jinja2
 from markupsafe import Markup
 
 from slurmkit.atomic import write_text_atomic
-from slurmkit.charts import figure_svg
+from slurmkit.report.charts import figure_svg
 from slurmkit.report.model import Report
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"

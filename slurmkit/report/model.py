@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from slurmkit import __version__, charts
-from slurmkit.compare import Comparison, compare_runs, normalize_runs
-from slurmkit.findings import headline_metric, write_findings
-from slurmkit.reference import REFERENCE_CSV, config_software, load_reference
+from slurmkit import __version__
+from slurmkit.report import charts
+from slurmkit.report.compare import Comparison, compare_runs, normalize_runs
+from slurmkit.report.findings import headline_metric, write_findings
+from slurmkit.report.reference import REFERENCE_CSV, config_software, load_reference
 from slurmkit.report.tables import (
     Table,
     fmt_metric,
@@ -65,8 +66,8 @@ def synthetic_mask(runs: pd.DataFrame) -> pd.Series:
 
 def build_report(results_dir: Path | str, title: str | None = None, *, by: str | None = None,
                  baseline: object = None, noise_pct: float = 1.0) -> Report:
-    """Read a results folder (slurmkit.store) and build its report."""
-    from slurmkit import store
+    """Read a results folder (slurmkit.results.store) and build its report."""
+    from slurmkit.results import store
     runs = store.read_runs(results_dir)
     completed = runs.loc[runs["status"] == "completed", "run_id"].tolist()
     steps = (store.read_steps(results_dir, run_ids=completed, columns=STEP_COLUMNS)

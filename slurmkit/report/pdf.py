@@ -30,7 +30,7 @@ from reportlab.platypus import (
 )
 
 from slurmkit.atomic import write_bytes_atomic
-from slurmkit.charts import figure_png
+from slurmkit.report.charts import figure_png
 from slurmkit.report.model import Chart, Report
 from slurmkit.report.tables import Table
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from slurmkit.compare import METRICS
+from slurmkit.report.compare import METRICS
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The run parameters: the flat ``params`` of plan.json and of the provenance line, and the
 parameter columns of the results store's runs table (docs/contracts.md, "plan.json").
 
-``PARAMS`` is the one list: ``slurmkit.plan.job_params`` writes exactly these keys (a test
-compares them), and ``slurmkit.store`` derives its column types from their Python types.
+``PARAMS`` is the one list: ``slurmkit.plan.make.job_params`` writes exactly these keys (a test
+compares them), and ``slurmkit.results.store`` derives its column types from their Python types.
 ``nullable`` says whether a plan may hold null for the key (a log that does not say is null
 in the results whatever it says here).
 """

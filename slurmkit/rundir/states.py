@@ -27,7 +27,7 @@ ACTIVE_STATES = frozenset({PENDING, "CONFIGURING", RUNNING, "COMPLETING", "SUSPE
 FAILED_STATES = frozenset({FAILED, TIMEOUT, CANCELLED, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL,
                            DEADLINE, PREEMPTED, SUBMIT_FAILED})
 
-# Why a run failed (the runs table's failure_reason): log evidence (slurmkit.parsers.failures),
+# Why a run failed (the runs table's failure_reason): log evidence (slurmkit.results.parsers.failures),
 # else the job's Slurm state (state_failure), else non-finite values (nan_loss).
 FAILURE_REASONS = ("oom", "nccl_timeout", "nccl_error", "time_limit", "node_failure", "nan_loss",
                    "container_error", "launch_error", "cancelled", "unknown")

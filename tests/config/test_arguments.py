@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.arguments import check_arguments
+from slurmkit.config.experiment import load_experiment, point_spec
+from slurmkit.config.site import load_site
 from slurmkit.errors import ConfigError
-from slurmkit.experiment import load_experiment, point_spec
-from slurmkit.launch import megatron
-from slurmkit.launch.programs import FlagSet, Source
-from slurmkit.plan import make_plan
-from slurmkit.site import load_site
+from slurmkit.plan.arguments import check_arguments
+from slurmkit.plan.launch import megatron
+from slurmkit.plan.launch.programs import FlagSet, Source
+from slurmkit.plan.make import make_plan
 
 HERE = Path(__file__).parent
 # nemo, llama2-7b, xe9680-8cx7 (nemo:24.05); its extra_args line (the tokenizer) left out, so each

@@ -17,12 +17,12 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from slurmkit.catalog import BUILTIN
+from slurmkit.config.catalog import BUILTIN
 from slurmkit.errors import ConfigError
-from slurmkit.launch import bridge
-from slurmkit.launch.programs import FlagSet, KeySet, flagset, keyset
-from slurmkit.launch.software import container_software
-from slurmkit.plan import JobPlan, make_plan
+from slurmkit.plan.launch import bridge
+from slurmkit.plan.launch.programs import FlagSet, KeySet, flagset, keyset
+from slurmkit.plan.launch.software import container_software
+from slurmkit.plan.make import JobPlan, make_plan
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

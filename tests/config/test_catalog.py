@@ -1,6 +1,6 @@
 import pytest
 
-from slurmkit.catalog import BUILTIN, catalogue, load_models
+from slurmkit.config.catalog import BUILTIN, catalogue, load_models
 from slurmkit.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from slurmkit.errors import ConfigError
-from slurmkit.plan import make_plan
+from slurmkit.plan.make import make_plan
 
 BASE = (Path(__file__).parent / "data" / "base-experiment.yaml").read_text()
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from slurmkit.config.experiment import experiment_json_schema, load_experiment
 from slurmkit.errors import ConfigError
-from slurmkit.experiment import experiment_json_schema, load_experiment
 
 ROOT = Path(__file__).parents[2]
 
@@ -88,7 +88,7 @@ import yaml  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from slurmkit.plan import make_plan  # noqa: E402
+from slurmkit.plan.make import make_plan  # noqa: E402
 
 FIELDS = ["schema_version", "name", "sites", "workload", "launcher", "model", "nodes", "steps", "tp", "pp",
           "vpp", "gbs", "mbs", "seq_len", "matrix", "include", "exclude", "dataset", "repeats"]

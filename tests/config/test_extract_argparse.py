@@ -1,5 +1,5 @@
 """scripts/programs/extract_argparse.py: what it reads from a source equals what argparse builds
-when that source runs, and the rebuilt parser (slurmkit.launch.flagparser) refuses what it refuses."""
+when that source runs, and the rebuilt parser (slurmkit.plan.launch.flagparser) refuses what it refuses."""
 from __future__ import annotations
 
 import argparse
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.launch.flagparser import FlagError, parse_flags
-from slurmkit.launch.programs import FlagSet
+from slurmkit.plan.launch.flagparser import FlagError, parse_flags
+from slurmkit.plan.launch.programs import FlagSet
 
 ROOT = Path(__file__).parents[2]
 _spec = importlib.util.spec_from_file_location("extract_argparse", ROOT / "scripts/programs/extract_argparse.py")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.finetune_data import prepare, prompt_text
-from slurmkit.launch.nemo1 import FINETUNE_INPUT_KEY, FINETUNE_OUTPUT_KEY, FINETUNE_PROMPT_TEMPLATE
+from slurmkit.plan.finetune_data import prepare, prompt_text
+from slurmkit.plan.launch.nemo1 import FINETUNE_INPUT_KEY, FINETUNE_OUTPUT_KEY, FINETUNE_PROMPT_TEMPLATE
 
 ROOT = Path(__file__).parents[2]
 
@@ -76,8 +76,8 @@ def test_alpaca_records_become_prompt_and_response(tmp_path):
 def test_objects_fill_the_template_the_generated_jobs_name(tmp_path):
     """Each object holds exactly the template's placeholders, and the fine-tuning scripts name
     the same template, label and truncation keys."""
-    from slurmkit.plan import make_plan
-    from slurmkit.render import shell_quote
+    from slurmkit.plan.make import make_plan
+    from slurmkit.plan.render import shell_quote
     placeholders = re.findall(r"{(\w+)}", FINETUNE_PROMPT_TEMPLATE)
     assert sorted(placeholders) == sorted([FINETUNE_INPUT_KEY, FINETUNE_OUTPUT_KEY])
     prepared = prepare("dolly", write_dolly(tmp_path / "d.jsonl", DOLLY))
@@ -200,7 +200,7 @@ def test_line_separators_inside_strings_and_a_byte_order_mark(tmp_path):
 def test_the_shipped_fine_tuning_experiment_names_a_learning_rate_per_scheme():
     """SFT 1e-6, LoRA and p-tuning 1e-4, as the NeMo launcher 24.05 configs set them (sources in
     the experiment file and docs/configs.md), reaching NeMo as model.optim.lr."""
-    from slurmkit.plan import make_plan
+    from slurmkit.plan.make import make_plan
     plan = make_plan(ROOT / "experiments" / "llama2-finetune.yaml", strict=True)
     assert not plan.warnings
     rates = {(job.params["workload"], re.search(r"model\.optim\.lr=(\S+)", job.text).group(1)) for job in plan.jobs}
@@ -209,8 +209,8 @@ def test_the_shipped_fine_tuning_experiment_names_a_learning_rate_per_scheme():
 
 def test_the_command_defaults_are_the_library_defaults():
     """The command module imports only click (fast --help), so it states the defaults again."""
-    from slurmkit import finetune_data
     from slurmkit.cli.data import prepare_data
+    from slurmkit.plan import finetune_data
     defaults = {p.name: p.default for p in prepare_data.params}
     assert defaults["validation_fraction"] == finetune_data.DEFAULT_VALIDATION_FRACTION
     assert defaults["seed"] == finetune_data.DEFAULT_SEED

@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slurmkit.catalog import BUILTIN
+from slurmkit.config.catalog import BUILTIN
+from slurmkit.config.experiment import Experiment, JobSpec
+from slurmkit.config.site import Site, load_site
 from slurmkit.errors import ConfigError
-from slurmkit.experiment import Experiment, JobSpec
-from slurmkit.launch import megatron
-from slurmkit.launch.common import Job, resolve_paths
-from slurmkit.launch.flagparser import FlagError, parse_flags
-from slurmkit.launch.programs import PROGRAMS_DIR, FlagSet, load_program
-from slurmkit.launch.software import container_software
-from slurmkit.plan import JobPlan, make_plan
-from slurmkit.site import Site, load_site
+from slurmkit.plan.launch import megatron
+from slurmkit.plan.launch.common import Job, resolve_paths
+from slurmkit.plan.launch.flagparser import FlagError, parse_flags
+from slurmkit.plan.launch.programs import PROGRAMS_DIR, FlagSet, load_program
+from slurmkit.plan.launch.software import container_software
+from slurmkit.plan.make import JobPlan, make_plan
 
 ROOT = Path(__file__).parents[2]
 HERE = Path(__file__).parent

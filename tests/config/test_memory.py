@@ -1,7 +1,7 @@
 import pytest
 
-from slurmkit.catalog import BUILTIN
-from slurmkit.memory import Layout, estimate, trainable_params
+from slurmkit.config.catalog import BUILTIN
+from slurmkit.plan.memory import Layout, estimate, trainable_params
 
 
 def layout(**kw):

@@ -14,10 +14,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from slurmkit.errors import ConfigError
-from slurmkit.launch import nemo1
-from slurmkit.launch.programs import KeySet, keyset, shipped_programs
-from slurmkit.launch.software import container_software
-from slurmkit.plan import JobPlan, make_plan
+from slurmkit.plan.launch import nemo1
+from slurmkit.plan.launch.programs import KeySet, keyset, shipped_programs
+from slurmkit.plan.launch.software import container_software
+from slurmkit.plan.make import JobPlan, make_plan
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -56,7 +56,7 @@ def config_dirs(tmp_path_factory) -> dict[str, Path]:
             continue
         keys = keyset(name)
         folder = tmp_path_factory.mktemp(name)
-        config = json.loads((Path(nemo1.__file__).parents[1] / "data" / "programs" / f"{name}.json").read_text())
+        config = json.loads((Path(nemo1.__file__).parents[2] / "data" / "programs" / f"{name}.json").read_text())
         (folder / f"{config['config_name']}.yaml").write_text(yaml.safe_dump(nested(keys.keys), sort_keys=False))
         dirs[name] = folder
     return dirs

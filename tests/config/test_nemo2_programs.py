@@ -1,6 +1,6 @@
 """Every NeMo 2 job slurmkit generates, read the way its carried entry reads it.
 
-The job runs ``slurmkit/launch/entries/nemo2_pretrain.py`` in the container: it builds NeMo's
+The job runs ``slurmkit/plan/launch/entries/nemo2_pretrain.py`` in the container: it builds NeMo's
 ``llm.recipes.<recipe>.pretrain_recipe()`` and sets each ``key=value`` on the recipe's Config
 tree, where fiddle accepts only the parameters of the class each node builds. The key sets
 (slurmkit/data/programs/nemo2-*.json) are those parameters, read from NeMo 2.5.0, Megatron Core
@@ -24,15 +24,15 @@ from pathlib import Path
 import pytest
 
 from slurmkit.errors import ConfigError
-from slurmkit.launch import nemo2
-from slurmkit.launch.programs import PROGRAMS_DIR, KeySet, keyset
-from slurmkit.launch.software import CONTAINERS
-from slurmkit.plan import JobPlan, make_plan
-from slurmkit.render import write_plan
+from slurmkit.plan.launch import nemo2
+from slurmkit.plan.launch.programs import PROGRAMS_DIR, KeySet, keyset
+from slurmkit.plan.launch.software import CONTAINERS
+from slurmkit.plan.make import JobPlan, make_plan
+from slurmkit.plan.render import write_plan
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
-ENTRY = ROOT / "slurmkit" / "launch" / "entries" / "nemo2_pretrain.py"
+ENTRY = ROOT / "slurmkit" / "plan" / "launch" / "entries" / "nemo2_pretrain.py"
 SCENARIOS = sorted([*ROOT.glob("experiments/*.yaml"), *(HERE / "data" / "golden").glob("*.yaml")])
 IMAGE = "nvcr.io/nvidia/nemo:25.09.00"
 
@@ -408,14 +408,14 @@ def test_the_environment_follows_the_performance_plugin():
 
 
 def _spec(job: JobPlan):
-    from slurmkit.experiment import JobSpec
+    from slurmkit.config.experiment import JobSpec
     fields = {k: job.params[k] for k in ("model", "site", "launcher", "workload", "nodes", "steps", "gbs",
                                          "seq_len", "container_image")}
     return JobSpec.validate(fields)
 
 
 def _site(job: JobPlan):
-    from slurmkit.site import load_site
+    from slurmkit.config.site import load_site
     return load_site(job.params["site"])[0]
 
 

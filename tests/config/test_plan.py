@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from slurmkit.errors import ConfigError
-from slurmkit.plan import make_plan
-from slurmkit.render import write_plan
+from slurmkit.plan.make import make_plan
+from slurmkit.plan.render import write_plan
 from slurmkit.rundir import param_problems
 
 ROOT = Path(__file__).parents[2]

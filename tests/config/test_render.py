@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from slurmkit.errors import ConfigError, SlurmkitError
-from slurmkit.launch.torchrun import trainer_file
-from slurmkit.plan import make_plan
-from slurmkit.render import Renderer, shell_quote, write_plan
+from slurmkit.plan.launch.torchrun import trainer_file
+from slurmkit.plan.make import make_plan
+from slurmkit.plan.render import Renderer, shell_quote, write_plan
 from slurmkit.rundir import PROVENANCE_FIELDS, PROVENANCE_TAG, provenance_line, read_provenance
 
 HERE = Path(__file__).parent

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from slurmkit.plan import make_plan
-from slurmkit.runid import run_label
+from slurmkit.plan.make import make_plan
+from slurmkit.plan.runid import run_label
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = (Path(__file__).parent / "data" / "base-experiment.yaml").read_text()

@@ -1,4 +1,4 @@
-"""The config validator itself (slurmkit.schema): coercions, messages, every error at once, JSON Schema."""
+"""The config validator itself (slurmkit.config.schema): coercions, messages, every error at once, JSON Schema."""
 from __future__ import annotations
 
 import math
@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 import jsonschema
 import pytest
 
-from slurmkit.catalog import ModelFile
-from slurmkit.experiment import experiment_json_schema
-from slurmkit.schema import Ge, Gt, MaxLen, MinLen, Model, Pattern, ValidationError, check, json_schema
-from slurmkit.site import Site
-from slurmkit.yamlsource import load_yaml
+from slurmkit.config.catalog import ModelFile
+from slurmkit.config.experiment import experiment_json_schema
+from slurmkit.config.schema import Ge, Gt, MaxLen, MinLen, Model, Pattern, ValidationError, check, json_schema
+from slurmkit.config.site import Site
+from slurmkit.config.yamlsource import load_yaml
 
 ROOT = Path(__file__).parents[2]
 

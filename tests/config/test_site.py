@@ -1,7 +1,7 @@
 import pytest
 
+from slurmkit.config.site import list_site_names, load_site
 from slurmkit.errors import ConfigError
-from slurmkit.site import list_site_names, load_site
 
 SHIPPED = ["local", "r760xa-h100pcie", "r760xa-l40s", "xe8640", "xe9680-4cx7", "xe9680-8cx7"]
 
@@ -91,8 +91,8 @@ import yaml  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from slurmkit.site import parse_site  # noqa: E402
-from slurmkit.yamlsource import parse_yaml  # noqa: E402
+from slurmkit.config.site import parse_site  # noqa: E402
+from slurmkit.config.yamlsource import parse_yaml  # noqa: E402
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
 KEYS = st.sampled_from(["schema_version", "name", "scheduler", "partition", "nodes", "count", "gpu",

@@ -1,4 +1,4 @@
-from slurmkit.sweep import Value, expand
+from slurmkit.config.sweep import Value, expand
 
 
 def V(x):

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from slurmkit.config.experiment import JobSpec
+from slurmkit.config.site import load_site
 from slurmkit.errors import ConfigError
-from slurmkit.experiment import JobSpec
-from slurmkit.launch import torchrun
-from slurmkit.launch.common import container_image
-from slurmkit.launch.flagparser import FlagError, build_parser
-from slurmkit.launch.programs import PROGRAMS_DIR, flagset
-from slurmkit.launch.software import CONTAINERS
-from slurmkit.plan import make_plan
-from slurmkit.render import write_plan
-from slurmkit.site import load_site
+from slurmkit.plan.launch import torchrun
+from slurmkit.plan.launch.common import container_image
+from slurmkit.plan.launch.flagparser import FlagError, build_parser
+from slurmkit.plan.launch.programs import PROGRAMS_DIR, flagset
+from slurmkit.plan.launch.software import CONTAINERS
+from slurmkit.plan.make import make_plan
+from slurmkit.plan.render import write_plan
 
 ROOT = Path(__file__).parents[2]
 TRAINER = ROOT / "slurmkit" / "trainer" / "train.py"

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slurmkit.config.yamlsource import parse_yaml
 from slurmkit.errors import ConfigError
-from slurmkit.yamlsource import parse_yaml
 
 
 def test_positions_of_values_and_keys():

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import pytest
 
-from slurmkit.parsers.base import Format
+from slurmkit.results.parsers.base import Format
 
 
 def _quick_equals_regexes(fmt: Format, texts: list[str]) -> None:

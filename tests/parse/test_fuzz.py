@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slurmkit.parsers.logfile import read_log
-from slurmkit.parsers.numbers import parse_duration_s, parse_number
+from slurmkit.results.parsers.logfile import read_log
+from slurmkit.results.parsers.numbers import parse_duration_s, parse_number
 
 RECORDS = [
     b" iteration       10/     100 | consumed samples: 40 | elapsed time per iteration (ms): 356.2 | lm loss: nan | grad norm: inf |\n",
@@ -60,9 +60,9 @@ def test_lexers_never_raise(text):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(RECORDS), min_size=1, max_size=12))
 def test_records_to_store_end_to_end(parts):
-    from slurmkit import store
     from slurmkit.errors import ResultsError
-    from slurmkit.parse import parse_paths
+    from slurmkit.results import store
+    from slurmkit.results.parse import parse_paths
 
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "job-12.out"

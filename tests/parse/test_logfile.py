@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.parsers.logfile import iter_ranges, read_log
+from slurmkit.results.parsers.logfile import iter_ranges, read_log
 
 DATA = Path(__file__).parent / "data"
 
@@ -269,7 +269,7 @@ def test_failure_followed_by_a_finished_restart_is_no_failure(tmp_path: Path):
 
 
 def test_split_read_equals_serial_read(tmp_path: Path, monkeypatch):
-    from slurmkit.parsers import logfile
+    from slurmkit.results.parsers import logfile
 
     prov = 'SLURMKIT_PROVENANCE {"run_id": "r", "params": {}}\n'
     steps = list(range(1, 300)) + list(range(250, 400))  # a restart in the second half
@@ -305,7 +305,7 @@ def test_parse_worker_needs_no_pandas(tmp_path: Path):
     import sys
 
     path = _write(tmp_path, "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in (1, 2, 3)).encode())
-    script = ("import sys; from slurmkit.parsers.logfile import worker_init, read_log; worker_init(); "
+    script = ("import sys; from slurmkit.results.parsers.logfile import worker_init, read_log; worker_init(); "
               "log = read_log(sys.argv[1]); print(log.steps.column('step').to_pylist(), 'pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[1,", "2,", "3]", "False"]
@@ -315,7 +315,7 @@ def test_split_read_leaves_no_temporary_file(tmp_path: Path, monkeypatch):
     """The worker's half comes back through a temporary Arrow file, removed once read."""
     import tempfile
 
-    from slurmkit.parsers import logfile
+    from slurmkit.results.parsers import logfile
 
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -334,7 +334,7 @@ def test_no_pandas_lasts_only_for_its_block(tmp_path: Path):
     import sys
 
     path = _write(tmp_path, "".join(MEGA.format(s=s, c=s, t=10.0, l=2.0) for s in (1, 2, 3)).encode())
-    script = ("import sys; from slurmkit.parsers.logfile import no_pandas, read_log\n"
+    script = ("import sys; from slurmkit.results.parsers.logfile import no_pandas, read_log\n"
               "with no_pandas():\n"
               "    log = read_log(sys.argv[1]); inside = 'pandas' in sys.modules\n"
               "print(inside, list(log.steps.to_pandas()['step']))")
@@ -347,7 +347,7 @@ def test_no_pandas_leaves_loaded_pandas_alone():
 
     import pandas  # noqa: F401  (already loaded: nothing to refuse)
 
-    from slurmkit.parsers.logfile import _NoPandas, no_pandas
+    from slurmkit.results.parsers.logfile import _NoPandas, no_pandas
 
     with no_pandas():
         assert not any(isinstance(f, _NoPandas) for f in sys.meta_path)

@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurmkit.parsers.megatron import Megatron
+from slurmkit.results.parsers.megatron import Megatron
 
 KEYS = ["consumed samples:", "elapsed time per iteration (ms):", "elapsed time per iteration (s):",
         "throughput per GPU (TFLOP/s/GPU):", "learning rate:", "global batch size:", "lm loss:", "loss:",
@@ -67,7 +67,7 @@ pre_text = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(texts=st.lists(pre_text, max_size=12))
 def test_bracketed_timestamps_equal_the_regex(texts):
-    from slurmkit.parsers.base import timestamps
+    from slurmkit.results.parsers.base import timestamps
 
     pre = pa.array(texts, pa.binary())
     assert timestamps(pre, bracketed=True).to_pylist() == timestamps(pre).to_pylist()

@@ -6,7 +6,7 @@ import math
 import pyarrow as pa
 import pytest
 
-from slurmkit import metrics
+from slurmkit.results import metrics
 
 LLAMA2_7B = dict(model_layers=32, model_hidden=4096, model_heads=32, model_kv_heads=32,
                  model_ffn_hidden=11008, model_vocab=32000, seq_len=4096)

@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurmkit.parsers.nemo1 import NeMo1
+from slurmkit.results.parsers.nemo1 import NeMo1
 
 KEYS = ["reduced_train_loss=", "consumed_samples=", "train_step_timing in s=", "global_step=",
         "val_loss=", "v_num=", "train_step_timing  in s=", "reduced_train_loss ="]

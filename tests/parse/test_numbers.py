@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from slurmkit.parsers.numbers import float_array, int_array, parse_duration_s, parse_number
+from slurmkit.results.parsers.numbers import float_array, int_array, parse_duration_s, parse_number
 
 
 @pytest.mark.parametrize("text, value", [

@@ -1,4 +1,4 @@
-"""slurmkit.parse and the `slurmkit parse` command: joins, status, exit codes, re-parse."""
+"""slurmkit.results.parse and the `slurmkit parse` command: joins, status, exit codes, re-parse."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from slurmkit import store
 from slurmkit.cli import cli, main
 from slurmkit.errors import ResultsError
-from slurmkit.parse import parse_paths
+from slurmkit.results import store
+from slurmkit.results.parse import parse_paths
 
 DATA = Path(__file__).parent / "data"
 PARAMS = {"experiment": "e", "model": "tiny-gpt", "site": "lab", "nodes": 1, "gpus_per_node": 2,
@@ -159,7 +159,7 @@ def test_many_logs_written_in_batches_and_reparse_replaces(tmp_path: Path):
 
 
 def test_pool_keeps_order_and_reports_unknown_files_last(tmp_path: Path, monkeypatch):
-    from slurmkit import parse
+    from slurmkit.results import parse
 
     monkeypatch.setattr(parse, "PARALLEL_MIN_BYTES", 0)  # small logs over a pool of two
     monkeypatch.setattr(parse.os, "cpu_count", lambda: 2)

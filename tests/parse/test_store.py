@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from slurmkit import store
 from slurmkit.errors import ResultsError
+from slurmkit.results import store
 
 
 def _steps(n: int, loss0: float = 3.0) -> pa.Table:

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from slurmkit import store
+from slurmkit.results import store
 
 SITES = {"A": dict(adapters_per_node=4, cost_per_node_hour=10.0),
          "B": dict(adapters_per_node=8, cost_per_node_hour=15.0)}

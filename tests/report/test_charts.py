@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from slurmkit import charts
-from slurmkit.compare import compare_runs
+from slurmkit.report import charts
+from slurmkit.report.compare import compare_runs
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_svg_is_inline_and_deterministic(comparison, palette):
 
 
 def test_no_pyplot_global_state():
-    code = ("import sys, pandas as pd; from slurmkit import charts;"
+    code = ("import sys, pandas as pd; from slurmkit.report import charts;"
             "from slurmkit.report import html, pdf, model;"
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

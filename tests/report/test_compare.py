@@ -6,7 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from slurmkit.compare import (
+from slurmkit.errors import ResultsError
+from slurmkit.report.compare import (
     METRICS,
     aggregate_repeats,
     choose_by,
@@ -16,7 +17,6 @@ from slurmkit.compare import (
     pair_key_columns,
     verdict,
 )
-from slurmkit.errors import ResultsError
 
 
 def _pair(c, model, nodes, metric):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from slurmkit.compare import compare_runs
-from slurmkit.findings import MAX_LINES_PER_KIND, _capped, _nodes_text, failure_findings, pair_findings
+from slurmkit.report.compare import compare_runs
+from slurmkit.report.findings import MAX_LINES_PER_KIND, _capped, _nodes_text, failure_findings, pair_findings
 
 
 def test_node_lists_read_naturally():
@@ -41,7 +41,7 @@ def test_several_shapes_per_node_count_give_a_range_not_a_list(runs, make_run):
 
 
 def test_scaling_finding_per_model_and_variant(runs):
-    from slurmkit.findings import scaling_findings
+    from slurmkit.report.findings import scaling_findings
     assert scaling_findings(compare_runs(runs))[0] == (
         "Scaling, m7 · 4 adapters: 2 nodes reach 90% efficiency against 1 node (speed-up 1.80x "
         "for 2x the nodes, by tokens/s/GPU).")

@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from slurmkit import store
 from slurmkit.report.model import build_report, build_report_from_frames, synthetic_mask
+from slurmkit.results import store
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc)
 CHARTS = ["time_to_target", "ratio", "tokens_per_gpu", "tflops_per_gpu", "scaling_efficiency",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from slurmkit.reference import gpu_key, load_reference, matching_reference, model_key, reference_label
+from slurmkit.report.reference import gpu_key, load_reference, matching_reference, model_key, reference_label
 
 
 def test_every_published_number_names_its_source():
@@ -176,10 +176,10 @@ PUBLISHED_2407 = pd.DataFrame([dict(
 
 def _shown(make_run, software):
     """The throughput chart's legend and the reference finding for one llama2-7b run."""
-    from slurmkit import charts
-    from slurmkit.compare import compare_runs
-    from slurmkit.findings import reference_findings
-    from slurmkit.reference import config_software
+    from slurmkit.report import charts
+    from slurmkit.report.compare import compare_runs
+    from slurmkit.report.findings import reference_findings
+    from slurmkit.report.reference import config_software
     runs = pd.DataFrame([make_run("llama2-7b", 1, "A", 0, time_s=1000.0, tps=100.0, software=software)])
     if software is None:
         runs = runs.drop(columns="software")                      # a log slurmkit did not launch
@@ -225,8 +225,8 @@ def test_the_report_annotates_configurations_with_their_runs_software(make_run):
 def test_llama31_numbers_stand_beside_llama3_runs_of_the_same_architecture():
     """The shipped Megatron-Bridge experiments run Llama 3 70B in BF16 (TP4 PP4 CP2 VP5, GBS 128,
     NeMo 26.04); dgxc-benchmarking published that shape for Llama 3.1 70B."""
-    from slurmkit.catalog import BUILTIN
-    from slurmkit.reference import SAME_ARCHITECTURE, architecture_key
+    from slurmkit.config.catalog import BUILTIN
+    from slurmkit.report.reference import SAME_ARCHITECTURE, architecture_key
     for alias, model in (("llama3.1-8b", "llama3-8b"), ("llama3.1-70b", "llama3-70b")):
         a, b = BUILTIN[alias], BUILTIN[model]
         assert (a.layers, a.hidden, a.ffn_hidden, a.heads, a.kv_heads, a.vocab) == (

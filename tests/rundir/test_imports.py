@@ -27,7 +27,7 @@ def test_submit_imports_no_heavy_modules(tmp_path):
     script = (
         "import sys\nfrom slurmkit.cli import main\n"
         f"try:\n    main(['submit', {str(run_dir)!r}, '--dry-run'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
-        "import slurmkit.track, slurmkit.collect\n"
+        "import slurmkit.slurm.track, slurmkit.slurm.collect\n"
         "print('HEAVY', sorted(m for m in ('pandas', 'pyarrow', 'numpy', 'matplotlib') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

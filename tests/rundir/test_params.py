@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from slurmkit import store
-from slurmkit.plan import make_plan
+from slurmkit.plan.make import make_plan
+from slurmkit.results import store
 from slurmkit.rundir import PARAMS, Param, param_problems, select_params
 
 ROOT = Path(__file__).parents[2]

@@ -15,7 +15,7 @@ from slurmkit.rundir import (
     normalize_state,
     state_failure,
 )
-from slurmkit.slurm import jobs_from_sacct, parse_scontrol_line
+from slurmkit.slurm.client import jobs_from_sacct, parse_scontrol_line
 
 # (what Slurm prints, normalised, still active, a failure to resubmit, failure_reason in the runs table)
 STATES = [
@@ -70,7 +70,7 @@ def test_the_contract_lists_the_failure_taxonomy():
 
 
 def test_log_signals_and_slurm_states_name_reasons_of_the_taxonomy():
-    from slurmkit.parsers.failures import SIGNALS, find_failure
+    from slurmkit.results.parsers.failures import SIGNALS, find_failure
 
     assert {reason for reason, *_ in SIGNALS} <= set(FAILURE_REASONS)
     failure = find_failure(b"step 3\nslurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2024-01-01 DUE TO TIME LIMIT ***\n", 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.slurm import JobInfo, SlurmCommandError, SubmitOutcome
+from slurmkit.slurm.client import JobInfo, SlurmCommandError, SubmitOutcome
 
 TERMINAL = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEMORY"}
 
@@ -167,13 +167,13 @@ def cluster():
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but the local Slurm cluster is unavailable: {problem}")
         pytest.skip(problem)
-    from slurmkit.slurm import SlurmCli
+    from slurmkit.slurm.client import SlurmCli
     return SlurmCli()
 
 
 def wait_done(run_dir: Path, client, timeout_s: float = 120, poll_s: float = 0.5):
     """Poll `refresh` until every job has finished (sbatch --wait returns late; poll instead)."""
-    from slurmkit.track import refresh
+    from slurmkit.slurm.track import refresh
     deadline = time.monotonic() + timeout_s
     while True:
         report = refresh(run_dir, client)

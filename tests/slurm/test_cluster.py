@@ -10,11 +10,11 @@ import subprocess
 
 import pytest
 
-from slurmkit.collect import collect, settled_sacct
 from slurmkit.rundir import read_manifest, sacct_rows
-from slurmkit.slurm import SlurmCli, jobs_from_sacct
-from slurmkit.submit import submit_plan
-from slurmkit.track import cancel, refresh
+from slurmkit.slurm.client import SlurmCli, jobs_from_sacct
+from slurmkit.slurm.collect import collect, settled_sacct
+from slurmkit.slurm.submit import submit_plan
+from slurmkit.slurm.track import cancel, refresh
 
 pytestmark = pytest.mark.slurm
 

@@ -1,9 +1,9 @@
-"""slurmkit.collect with the fake client: sacct.txt, placeholder waiting, logs, no accounting."""
+"""slurmkit.slurm.collect with the fake client: sacct.txt, placeholder waiting, logs, no accounting."""
 from __future__ import annotations
 
-from slurmkit.collect import collect, placeholder_jobs
 from slurmkit.rundir import sacct_rows
-from slurmkit.submit import submit_plan
+from slurmkit.slurm.collect import collect, placeholder_jobs
+from slurmkit.slurm.submit import submit_plan
 
 
 def finish_all(run_dir, fake):

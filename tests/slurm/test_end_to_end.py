@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from slurmkit.cli import main
-from slurmkit.plan import make_plan
-from slurmkit.render import write_plan
+from slurmkit.plan.make import make_plan
+from slurmkit.plan.render import write_plan
 from slurmkit.rundir import sacct_rows
 
 pytest.importorskip("torch", reason="the example trainer needs torch (the trainer extra)")
@@ -71,13 +71,13 @@ def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys,
         assert "No module named 'slurmkit'" not in log
         assert f"parsed {record.run_id}: completed, last step {target}" in out
 
-    from slurmkit.store import read_runs
+    from slurmkit.results.store import read_runs
     runs = read_runs(run_dir / "results")
     assert sorted(runs["run_id"]) == sorted(records)
     assert set(runs["status"]) == {"completed"} and set(runs["slurm_state"]) == {"COMPLETED"}
     # the sweep's axis (DDP vs FSDP) is a parameter of each run, so the comparison keeps the two
     # apart instead of averaging them as repeats of one configuration
-    from slurmkit.compare import compare_runs
+    from slurmkit.report.compare import compare_runs
     assert sorted(runs["parallel"]) == ["ddp", "fsdp"]
     comparison = compare_runs(runs, by="parallel")
     assert sorted(comparison.configs["parallel"]) == ["ddp", "fsdp"]

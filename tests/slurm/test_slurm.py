@@ -1,4 +1,4 @@
-"""slurmkit.slurm: output parsing, environment cleaning, and the real client against stand-in
+"""slurmkit.slurm.client: output parsing, environment cleaning, and the real client against stand-in
 commands on PATH (retry with back-off, batching, purged jobs)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from slurmkit.slurm import (
+from slurmkit.slurm.client import (
     SlurmCli,
     SlurmCommandError,
     clean_env,

@@ -1,4 +1,4 @@
-"""slurmkit.submit with the fake client: idempotence, failure policy, chain, test-only, dry-run."""
+"""slurmkit.slurm.submit with the fake client: idempotence, failure policy, chain, test-only, dry-run."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pytest
 
 from slurmkit.errors import SlurmkitError
 from slurmkit.rundir import read_manifest
-from slurmkit.submit import submit_plan
+from slurmkit.slurm.submit import submit_plan
 
 
 def test_submits_each_script_once(run_dir, fake):

@@ -1,12 +1,12 @@
-"""slurmkit.track with the fake client: batching, source precedence, no accounting, purged jobs."""
+"""slurmkit.slurm.track with the fake client: batching, source precedence, no accounting, purged jobs."""
 from __future__ import annotations
 
 import pytest
 
 from slurmkit.errors import SlurmkitError
 from slurmkit.rundir import read_manifest
-from slurmkit.submit import submit_plan
-from slurmkit.track import cancel, refresh
+from slurmkit.slurm.submit import submit_plan
+from slurmkit.slurm.track import cancel, refresh
 
 
 def test_one_squeue_and_one_sacct_call_for_the_whole_sweep(run_dir, fake):

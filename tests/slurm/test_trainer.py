@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.plan import make_plan
-from slurmkit.render import write_plan
+from slurmkit.plan.make import make_plan
+from slurmkit.plan.render import write_plan
 
 pytest.importorskip("torch", reason="the example trainer needs torch (the trainer extra)")
 pytestmark = pytest.mark.torch

@@ -1,0 +1,186 @@
+"""Site configs: one YAML file describes one cluster variant (scheduler, nodes, GPU, network,
+storage, software), validated by these models (`slurmkit.config.schema`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from slurmkit.config.schema import Ge, Gt, MaxLen, Model, Pattern, ValidationError, check
+from slurmkit.config.yamlsource import Document, load_yaml, validation_problems
+from slurmkit.errors import ConfigError
+from slurmkit.resources import shipped_dir
+
+SCHEMA_VERSION = 1
+
+# Values that end up in #SBATCH lines, file names or run ids: no spaces, quotes or shell syntax.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+SBATCH_VALUE_PATTERN = r"^[A-Za-z0-9_.,:=+/@%-]*$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+Name = Annotated[str, Pattern(NAME_PATTERN), MaxLen(64)]
+SbatchValue = Annotated[str, Pattern(SBATCH_VALUE_PATTERN)]
+Positive = Annotated[int, Gt(0)]
+PositiveFloat = Annotated[float, Gt(0)]
+OneLine = Annotated[str, Pattern(r"^[^\n\r\x00]*$")]
+
+
+class Scheduler(Model):
+    partition: SbatchValue
+    account: SbatchValue | None = None
+    qos: SbatchValue | None = None
+    time_limit_min: Positive = 60
+    max_time_limit_min: Positive | None = None
+    exclusive: bool = True
+    gpu_request: Literal["gpus-per-node", "gres"] = "gpus-per-node"
+    gres_name: SbatchValue = "gpu"
+    mpi: SbatchValue | None = "pmix"
+    # extra `#SBATCH --key=value` lines (value null: a bare flag) and extra srun arguments
+    sbatch_args: dict[Annotated[str, Pattern(r"^[a-z][a-z0-9-]*$")], SbatchValue | None] = {}
+    srun_args: list[SbatchValue] = []
+
+
+class Nodes(Model):
+    count: Positive
+    model: OneLine
+    cpus: Positive
+    mem_gib: PositiveFloat
+
+
+class Gpu(Model):
+    model: OneLine
+    count_per_node: Positive
+    mem_gib: PositiveFloat
+    peak_tflops_bf16: PositiveFloat
+    peak_tflops_fp8: PositiveFloat | None = None  # None: the GPU has no FP8
+    link: OneLine = "NVLink"
+    link_gbytes_per_s: Annotated[float, Ge(0)] = 0.0  # intra-node, per direction
+    reserved_gib: Annotated[float, Ge(0)] = 3.0  # not available to tensors: CUDA context, NCCL buffers
+
+
+class NetworkAdapter(Model):
+    count: Annotated[int, Ge(0)]
+    model: OneLine
+    rate_gbps: PositiveFloat
+    hca_names: list[Annotated[str, Pattern(r"^[A-Za-z0-9_.:-]+$")]] | None = None
+    hca_prefix: Annotated[str, Pattern(r"^[A-Za-z0-9_.-]+$")] | None = None
+    gpudirect_rdma: bool = True
+
+
+class Network(Model):
+    fabric: Literal["infiniband", "roce", "ethernet"]
+    adapters: NetworkAdapter | None = None
+    socket_interface: Annotated[str, Pattern(r"^[A-Za-z0-9_.,^=-]+$")] | None = None
+    gid_index: int | None = None  # RoCE only; NCCL_IB_GID_INDEX
+
+
+class StorageMount(Model):
+    path: OneLine
+    type: Literal["nfs", "lustre", "gpfs", "local"]
+    read_gbytes_per_s: PositiveFloat | None = None
+    write_gbytes_per_s: PositiveFloat | None = None
+
+
+class Container(Model):
+    image: OneLine
+    mounts: list[OneLine] = []
+    workdir: OneLine | None = None
+    mount_home: bool = False
+    writable: bool = False
+
+
+class Software(Model):
+    container: Container | None = None
+    setup: list[OneLine] = []  # shell lines run before launch (module loads, venv); copied verbatim
+    python: SbatchValue = "python3"
+    nemo_dir: OneLine = "/opt/NeMo"
+    megatron_dir: OneLine = "/opt/megatron-lm"
+
+
+class Site(Model):
+    schema_version: Literal[1]
+    name: Name
+    description: OneLine = ""
+    scheduler: Scheduler
+    nodes: Nodes
+    gpu: Gpu
+    network: Network
+    storage: dict[Literal["datasets", "checkpoints", "results"], StorageMount] = {}
+    software: Software = Software()
+    env: dict[Annotated[str, Pattern(ENV_NAME_PATTERN)], OneLine] = {}
+    cost_per_node_hour: Annotated[float, Ge(0)] | None = None
+
+    @check("network")
+    def _adapters_have_names(cls, network: Network) -> None:
+        a = network.adapters
+        if a and a.hca_names is not None and len(a.hca_names) != a.count:
+            raise ValueError(f"adapters.hca_names lists {len(a.hca_names)} devices but count is {a.count}")
+
+    def peak_tflops(self, precision: str) -> float | None:
+        return self.gpu.peak_tflops_fp8 if precision == "fp8" else self.gpu.peak_tflops_bf16
+
+    def hca_devices(self) -> list[str]:
+        """HCA device names, from the explicit list or prefix + index (mlx5_0, mlx5_1, ...)."""
+        a = self.network.adapters
+        if not a or self.network.fabric == "ethernet":
+            return []
+        if a.hca_names is not None:
+            return list(a.hca_names)
+        prefix = a.hca_prefix or "mlx5_"
+        return [f"{prefix}{i}" for i in range(a.count)]
+
+
+def site_dirs(extra: list[Path] | None = None) -> list[Path]:
+    """Folders searched for site names: user folders first, then the shipped ones."""
+    return [*(extra or []), shipped_dir("site-configs")]
+
+
+def find_site_file(name_or_file: str, extra_dirs: list[Path] | None = None,
+                   base_dir: Path | None = None) -> Path:
+    """A site is a YAML path (relative ones also tried from ``base_dir``, the experiment's
+    folder), or a name looked up as ``<dir>/<name>.yaml``."""
+    candidate = Path(name_or_file)
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_file:
+        for path in (candidate, *([base_dir / candidate] if base_dir and not candidate.is_absolute() else [])):
+            if path.is_file():
+                return path
+        raise ConfigError(f"site file not found: {name_or_file}", hint="a relative path is read from the"
+                          " working directory or the experiment's folder")
+    for folder in site_dirs(extra_dirs):
+        path = folder / f"{name_or_file}.yaml"
+        if path.is_file():
+            return path
+    known = ", ".join(sorted(list_site_names(extra_dirs)))
+    raise ConfigError(f"unknown site {name_or_file!r}", hint=f"known sites: {known}")
+
+
+def list_site_names(extra_dirs: list[Path] | None = None) -> list[str]:
+    names: set[str] = set()
+    for folder in site_dirs(extra_dirs):
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names)
+
+
+def parse_site(doc: Document) -> Site:
+    """Validate a loaded document as a Site; every problem reported together."""
+    if not isinstance(doc.data, dict):
+        raise ConfigError("a site config must be a YAML mapping", location=doc.location())
+    try:
+        return Site.validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError("invalid site config", problems=validation_problems(exc, doc)) from None
+
+
+def load_site(name_or_file: str, extra_dirs: list[Path] | None = None,
+              base_dir: Path | None = None) -> tuple[Site, Document]:
+    path = find_site_file(name_or_file, extra_dirs, base_dir)
+    doc = load_yaml(path, display=_display(path))
+    return parse_site(doc), doc
+
+
+def _display(path: Path) -> str:
+    """Paths in messages: relative to the working directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

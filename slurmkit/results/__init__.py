@@ -1,0 +1,1 @@
+"""Results: logs parsed (slurmkit.results.parsers) into the schema-versioned Parquet store."""
