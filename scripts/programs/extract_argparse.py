@@ -312,12 +312,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ExtractError, subprocess.CalledProcessError, SyntaxError) as exc:
         print(f"error: {getattr(exc, 'stderr', None) or exc}", file=sys.stderr)
         return 1
+    return emit_flag_set(data, warnings, args.out, f"from {args.repo}@{args.tag}")
+
+
+def emit_flag_set(data: dict[str, Any], warnings: list[str], out: Path | None, origin: str) -> int:
+    """Print the warnings, then write the flag set to ``out`` (or stdout); the extractors' ending."""
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     text = dump_flag_set(data)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-        print(f"{args.out}: {len(data['flags'])} flags from {args.repo}@{args.tag}", file=sys.stderr)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        print(f"{out}: {len(data['flags'])} flags {origin}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

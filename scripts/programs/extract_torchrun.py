@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extract_argparse import dump_flag_set, extract
+from extract_argparse import emit_flag_set, extract
 
 RUN_PY = "torch/distributed/run.py"
 ACTIONS = {"env": "store", "check_env": "store_true"}  # torch/distributed/argparse_util.py
@@ -54,15 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write here (default: stdout)")
     args = ap.parse_args(argv)
     data, warnings = flag_set(args.wheel)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    text = dump_flag_set(data)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-        print(f"{args.out}: {len(data['flags'])} flags of torchrun {data['version']}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit_flag_set(data, warnings, args.out, f"of torchrun {data['version']}")
 
 
 if __name__ == "__main__":
