@@ -128,36 +128,25 @@ def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
     return versioned_program(spec, site, "megatron_bridge", lambda bridge: f"bridge-config-{bridge}")
 
 
-def run_script_flags(spec: JobSpec, site: Site) -> FlagSet | None:
-    """run_script.py's argparse flags at the image's Megatron-Bridge tag."""
-    flags = versioned_program(spec, site, "megatron_bridge", lambda bridge: f"bridge-run_script-{bridge}")
-    assert flags is None or isinstance(flags, FlagSet)
-    return flags
-
-
 def check(spec: JobSpec, site: Site, where: Callable[..., Location]) -> list[Problem]:
     """What run_script.py can run (the module docstring says why)."""
     problems = []
     image = image_problem(spec, site)
     if image:
-        problems.append(_error(image, where("container_image", "launcher"),
-                             f"set container_image: {bridge_images()[-1]}"))
+        problems.append(Problem(image, where("container_image", "launcher"),
+                                f"set container_image: {bridge_images()[-1]}"))
     if spec.model not in RECIPES:
-        problems.append(_error(f"launcher megatron-bridge has no recipe for model {spec.model}",
-                             where("model"), f"use one of {', '.join(sorted(RECIPES))}"))
+        problems.append(Problem(f"launcher megatron-bridge has no recipe for model {spec.model}",
+                                where("model"), f"use one of {', '.join(sorted(RECIPES))}"))
     if gpu_name(site) is None:
-        problems.append(_error(f"Megatron-Bridge's performance recipes have no preset for {site.gpu.model}"
-                             f" (site {site.name})", where("launcher"),
-                             f"GPUs with presets: {', '.join(GPU_NAMES)}"))
+        problems.append(Problem(f"Megatron-Bridge's performance recipes have no preset for {site.gpu.model}"
+                                f" (site {site.name})", where("launcher"),
+                                f"GPUs with presets: {', '.join(GPU_NAMES)}"))
     if spec.workload != "pretrain" or spec.dataset != "synthetic":
-        problems.append(_error("launcher megatron-bridge runs pretraining on mock data only",
-                             where("workload", "dataset"), "use workload: pretrain, dataset: synthetic"))
+        problems.append(Problem("launcher megatron-bridge runs pretraining on mock data only",
+                                where("workload", "dataset"), "use workload: pretrain, dataset: synthetic"))
     if spec.sequence_parallel != (spec.tp > 1):
-        problems.append(_error(f"sequence_parallel={spec.sequence_parallel}: Megatron-Bridge's run_script.py"
-                             f" turns sequence parallelism on exactly when tp > 1 (tp={spec.tp})",
-                             where("sequence_parallel", "tp"), f"set sequence_parallel: {spec.tp > 1}"))
+        problems.append(Problem(f"sequence_parallel={spec.sequence_parallel}: Megatron-Bridge's run_script.py"
+                                f" turns sequence parallelism on exactly when tp > 1 (tp={spec.tp})",
+                                where("sequence_parallel", "tp"), f"set sequence_parallel: {spec.tp > 1}"))
     return problems
-
-
-def _error(message: str, where: Location, hint: str | None = None) -> Problem:
-    return Problem(message, where, hint, "error")
