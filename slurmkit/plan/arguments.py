@@ -1,6 +1,6 @@
 """The experiment's ``extra_args`` checked against the real program the job's container runs.
 
-Every launcher module says which program its arguments go to (``program(spec, site)``: a Hydra
+Every launcher module says which program its arguments go to (``program(spec, site, model)``: a Hydra
 key set, an argparse flag set, or None when slurmkit has no description, so nothing is checked).
 A Hydra override must name a key of the config at that version, with the prefix Hydra's struct
 mode accepts: plain for a key of the YAML, ``+`` for one the program reads from code, ``++`` for
@@ -14,10 +14,8 @@ key the config marks mandatory (``???``) must be set.
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import re
-from collections.abc import Callable
 from types import ModuleType
 
 from slurmkit.config.catalog import ModelArch
@@ -59,15 +57,8 @@ def check_arguments(spec: JobSpec, site: Site, loaded: LoadedExperiment, where: 
 
 def program_for(module: ModuleType, spec: JobSpec, site: Site, model: ModelArch | None
                 ) -> KeySet | FlagSet | None:
-    """``module.program(spec, site)``, with the model for a launcher whose program depends on it."""
-    if _takes_model(module.program):
-        return module.program(spec, site, model=model)
-    return module.program(spec, site)
-
-
-@functools.cache
-def _takes_model(program: Callable) -> bool:
-    return "model" in inspect.signature(program).parameters
+    """``module.program(spec, site, model)``: the description the job's arguments are checked against."""
+    return module.program(spec, site, model)
 
 
 def _check_override(keys: KeySet, arg: str, i: int, at: Location) -> list[Problem]:

@@ -111,7 +111,7 @@ def test_nemo_needs_an_image_slurmkit_knows(write_yaml):
 
 
 def test_a_launcher_without_a_program_checks_nothing(write_yaml, monkeypatch):
-    monkeypatch.setattr(megatron, "program", lambda spec, site: None)
+    monkeypatch.setattr(megatron, "program", lambda spec, site, model=None: None)
     exp = write_yaml("exp.yaml", BASE.replace("launcher: nemo", "launcher: megatron")
                      + "extra_args: [--no-such-flag]\n")
     assert len(make_plan(exp).jobs) == 1
@@ -120,7 +120,7 @@ def test_a_launcher_without_a_program_checks_nothing(write_yaml, monkeypatch):
 def test_flags_are_checked_against_the_flag_set(write_yaml, monkeypatch):
     flags = FlagSet("test-flags", "pretrain_gpt.py", "test", (Source("r", "t", "p"),),
                     flags={"--seq-length": {"nargs": None}, "--use-flash-attn": {"nargs": 0}})
-    monkeypatch.setattr(megatron, "program", lambda spec, site: flags)
+    monkeypatch.setattr(megatron, "program", lambda spec, site, model=None: flags)
     exp = write_yaml("exp.yaml", BASE.replace("launcher: nemo", "launcher: megatron")
                      + "extra_args: [--seq-length, '4096', --seq-length=4096, --use-flash-atn]\n")
     loaded = load_experiment(exp)

@@ -6,7 +6,7 @@ trainer); ``common`` holds what they share. Network variables come
 from the site's typed adapter fields: one HCA per adapter in ``NCCL_IB_HCA`` and ``UCX_NET_DEVICES``.
 
 Each launcher module has ``command(job) -> list[list[str]]`` (the program and its arguments, one
-option with its values per line) and ``program(spec, site)``: the shipped description of the real
+option with its values per line) and ``program(spec, site, model)``: the shipped description of the real
 program the arguments are checked against (``programs.KeySet`` or ``FlagSet``), None when
 slurmkit has none for the job's container. A module may add ``check(spec, site, where)``: what
 its program refuses at start-up that the generic rules (``slurmkit.plan.check``) do not see.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from slurmkit.config.catalog import ModelArch
 from slurmkit.config.experiment import JobSpec
 from slurmkit.config.site import Site
 from slurmkit.errors import Location, Problem
@@ -122,7 +123,7 @@ def image_problem(spec: JobSpec, site: Site) -> str | None:
             f" {image or 'no image'} has {shipped} (images that work: {', '.join(bridge_images())})")
 
 
-def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
+def program(spec: JobSpec, site: Site, model: ModelArch | None = None) -> KeySet | FlagSet | None:
     """The ConfigContainer keys at the image's Megatron-Bridge tag: ``extra_args`` come after
     the flags, so run_script.py applies them as Hydra overrides (None for an image without it)."""
     return versioned_program(spec, site, "megatron_bridge", lambda bridge: f"bridge-config-{bridge}")

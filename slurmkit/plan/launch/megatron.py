@@ -120,7 +120,7 @@ def program_name(megatron_core: str) -> str:
     return f"megatron-{SCRIPT.removesuffix('.py')}-{megatron_core}"
 
 
-def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
+def program(spec: JobSpec, site: Site, model: ModelArch | None = None) -> KeySet | FlagSet | None:
     """``pretrain_gpt.py``'s flags at the Megatron Core of the job's container; None when the image
     is unknown, names no Megatron Core, or the site runs its own checkout (another megatron_dir)."""
     if site.software.megatron_dir.rstrip("/") != CONTAINER_MEGATRON_DIR:

@@ -21,6 +21,7 @@ import functools
 from collections.abc import Callable
 from importlib import resources
 
+from slurmkit.config.catalog import ModelArch
 from slurmkit.config.experiment import JobSpec
 from slurmkit.config.site import Site
 from slurmkit.errors import Location, Problem
@@ -119,7 +120,7 @@ def key_set_name(nemo_tag: str, recipe: str) -> str:
     return f"nemo2-{nemo_tag}-{recipe}"
 
 
-def program(spec: JobSpec, site: Site) -> KeySet | None:
+def program(spec: JobSpec, site: Site, model: ModelArch | None = None) -> KeySet | None:
     """The recipe's Config keys at the image's NeMo (None: no NeMo 2 key set, or no recipe)."""
     if spec.model not in RECIPES:
         return None

@@ -55,7 +55,7 @@ def command(job: Job) -> list[list[str]]:
     return group_args([*target, *args])
 
 
-def program(spec: JobSpec, site: Site) -> KeySet | FlagSet | None:
+def program(spec: JobSpec, site: Site, model: ModelArch | None = None) -> KeySet | FlagSet | None:
     """torchrun's flags at the PyTorch version of the job's container (None: unknown)."""
     return versioned_program(spec, site, "pytorch", lambda pytorch: f"torchrun-{pytorch}")
 
