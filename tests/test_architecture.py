@@ -49,7 +49,7 @@ def contract_groups() -> dict[str, str]:
     groups = {m: "control" for m in first["source_modules"]}
     groups |= {m: "data" for m in first["forbidden_modules"]}
     groups |= {m: "shared" for m in by_name["The shared low modules import neither half"]["source_modules"]}
-    groups["slurmkit.cli"] = "cli"
+    groups["slurmkit.cli"] = groups["slurmkit.demo"] = "cli"  # the composers
     return {m.removeprefix("slurmkit."): g for m, g in groups.items()}
 
 
