@@ -55,13 +55,13 @@ def sites(out: Path) -> list[str]:
 def generate(out: Path) -> list[Path]:
     """The reference sweeps' run directories (plan.json + scripts) under OUT/runs."""
     from slurmkit.plan.make import make_plan
-    from slurmkit.plan.render import write_plan
+    from slurmkit.plan.render import render_plan, write_plan
     from slurmkit.resources import shipped_dir
 
     site_files = sites(out)
     run_dirs = []
     for name in EXPERIMENTS:
-        plan = make_plan(shipped_dir("experiments") / name, sites=site_files)
+        plan = render_plan(make_plan(shipped_dir("experiments") / name, sites=site_files))
         run_dir = out / "runs" / Path(name).stem
         write_plan(plan, run_dir)
         run_dirs.append(run_dir)

@@ -37,17 +37,16 @@ def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...
     """Validate EXPERIMENT (a YAML file or a shipped experiment's name) and write plan.json and
     one sbatch script per job."""
     from slurmkit.plan.make import make_plan
+    from slurmkit.plan.render import render_plan, write_plan
 
-    plan = make_plan(experiment, list(sites) or None, templates_dir=templates_dir, strict=strict,
-                     site_dirs=list(site_dirs) or None)
+    plan = make_plan(experiment, list(sites) or None, strict=strict, site_dirs=list(site_dirs) or None)
+    render_plan(plan, templates_dir)  # also in a dry run: a template error is found before submit day
     for problem in plan.warnings:
         click.echo(f"warning: {problem}", err=True)
     _print_jobs(plan.jobs, fmt, plan.axes)
     if dry_run:
         click.echo(f"dry run: {len(plan.jobs)} jobs, nothing written", err=True)
         return
-    from slurmkit.plan.render import write_plan
-
     out = out_dir or Path("runs") / plan.experiment
     summary = write_plan(plan, out, force=force)
     click.echo(summary.describe(), err=True)

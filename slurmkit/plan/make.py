@@ -1,7 +1,8 @@
-"""The plan: every sweep point resolved against its site and model, checked, and rendered.
+"""The plan: every sweep point resolved against its site and model, and checked.
 
 ``make_plan`` validates everything first and raises one ConfigError listing every problem, so
-nothing is written for a sweep that has any error. Parameters are the flat keys of
+nothing is written for a sweep that has any error. The plan is typed data (each job's
+parameters and template context); slurmkit.plan.render turns it into scripts afterwards. Parameters are the flat keys of
 docs/contracts.md; ``run_id`` is a readable prefix plus a hash of everything that shapes the job.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ class JobPlan:
     script: str  # relative to the run directory
     params: dict[str, Any]
     context: dict[str, Any] = field(repr=False)  # what the template formats
-    text: str = field(default="", repr=False)  # the rendered script
+    text: str = field(default="", repr=False)  # the script, once slurmkit.plan.render.render_plan ran
     params_json: str = field(default="", repr=False)  # params as compact, key-sorted JSON
 
 
@@ -51,22 +52,22 @@ class Plan:
                          ((j.run_id, j.script, j.params_json or _compact(j.params)) for j in self.jobs))
 
 
-def make_plan(experiment: Path | str, sites: list[str] | None = None, *, templates_dir: Path | str | None = None,
-              strict: bool = False, site_dirs: list[Path] | None = None) -> Plan:
-    """Load, expand, check and render an experiment; raise ConfigError with every problem."""
+def make_plan(experiment: Path | str, sites: list[str] | None = None, *, strict: bool = False,
+              site_dirs: list[Path] | None = None) -> Plan:
+    """Load, expand and check an experiment; raise ConfigError with every problem."""
     # A sweep allocates millions of small acyclic objects; the cyclic collector would rescan
     # them over and over (a third of the time for 10,000 points), so it pauses meanwhile.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _make_plan(experiment, sites, templates_dir, strict, site_dirs)
+        return _make_plan(experiment, sites, strict, site_dirs)
     finally:
         if enabled:
             gc.enable()
 
 
-def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: Path | str | None,
-               strict: bool, site_dirs: list[Path] | None) -> Plan:
+def _make_plan(experiment: Path | str, sites: list[str] | None, strict: bool,
+               site_dirs: list[Path] | None) -> Plan:
     loaded = load_experiment(experiment, sites)
     models = _models(loaded)
     site_table, problems = _sites(loaded, site_dirs)
@@ -86,12 +87,6 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, templates_dir: P
     if not jobs:
         raise ConfigError("the sweep has no points", location=loaded.doc.location(("matrix",)),
                           hint="check matrix.exclude")
-    # rendering after validation: nothing is half-done
-    from slurmkit.plan.render import Renderer
-
-    renderer = Renderer(templates_dir)
-    for job in jobs:
-        job.text = renderer.render(job.context)
     used = sorted({job.params["site"] for job in jobs})
     return Plan(loaded.experiment.name, loaded.file,
                 {name: site_table[name][0].to_dict() for name in used}, jobs, warnings,

@@ -13,7 +13,7 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -22,6 +22,9 @@ from slurmkit.errors import ConfigError, Location, RunDirError, SlurmkitError
 from slurmkit.plan.runfile import RunFile, run_files
 from slurmkit.resources import shipped_dir
 from slurmkit.rundir import LOGS_DIR, PLAN_FILE, SCRIPTS_DIR, read_manifest, read_plan, write_plan_file
+
+if TYPE_CHECKING:
+    from slurmkit.plan.make import Plan
 
 
 @functools.lru_cache(maxsize=65536)
@@ -105,6 +108,14 @@ class Renderer:
         except jinja2.TemplateNotFound as exc:
             raise ConfigError(f"template {template.name}: cannot find {exc.name}",
                               location=Location(template.filename or template.name or "?")) from None
+
+
+def render_plan(plan: Plan, templates_dir: Path | str | None = None) -> Plan:
+    """Fill in every job's script (after validation, so nothing is half-done); returns the plan."""
+    renderer = Renderer(templates_dir)
+    for job in plan.jobs:
+        job.text = renderer.render(job.context)
+    return plan
 
 
 @dataclass

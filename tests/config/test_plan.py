@@ -1,13 +1,21 @@
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from slurmkit.errors import ConfigError
-from slurmkit.plan.make import make_plan
-from slurmkit.plan.render import write_plan
+from slurmkit.plan.make import make_plan as plan_of
+from slurmkit.plan.render import render_plan, write_plan
 from slurmkit.rundir import param_problems
+
+
+def make_plan(experiment, *args, templates_dir=None, **kwargs):
+    """The plan with its scripts rendered, as `generate` makes it."""
+    return render_plan(plan_of(experiment, *args, **kwargs), templates_dir)
+
 
 ROOT = Path(__file__).parents[2]
 SHIPPED = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -107,3 +115,14 @@ def test_user_model_from_models_file(write_yaml):
     assert job.run_id.startswith("tinyllama-1.1b-pretrain-n1-")
     assert job.params["model_params"] == 1_100_048_384 and job.params["model_kv_heads"] == 4
     assert "model.num_query_groups=4" in job.text
+
+
+def test_making_a_plan_renders_nothing():
+    """make_plan gives typed data (parameters and template contexts); scripts come afterwards from
+    slurmkit.plan.render, so the planning stage never loads Jinja."""
+    code = ("import sys; from slurmkit.plan.make import make_plan; "
+            f"plan = make_plan({str(ROOT / 'experiments' / 'llama2-7b-pretrain.yaml')!r}); "
+            "assert plan.jobs and not any(job.text for job in plan.jobs); "
+            "print(sorted(m for m in sys.modules if m.startswith('jinja2') or m == 'slurmkit.plan.render'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

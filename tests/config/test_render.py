@@ -13,9 +13,15 @@ import pytest
 
 from slurmkit.errors import ConfigError, SlurmkitError
 from slurmkit.plan.launch.torchrun import trainer_file
-from slurmkit.plan.make import make_plan
-from slurmkit.plan.render import Renderer, shell_quote, write_plan
+from slurmkit.plan.make import make_plan as plan_of
+from slurmkit.plan.render import Renderer, render_plan, shell_quote, write_plan
 from slurmkit.rundir import PROVENANCE_FIELDS, PROVENANCE_TAG, provenance_line, read_provenance
+
+
+def make_plan(experiment, *args, templates_dir=None, **kwargs):
+    """The plan with its scripts rendered, as `generate` makes it."""
+    return render_plan(plan_of(experiment, *args, **kwargs), templates_dir)
+
 
 HERE = Path(__file__).parent
 SCENARIOS = sorted((HERE / "data" / "golden").glob("*.yaml"))
