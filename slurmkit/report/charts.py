@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from slurmkit.report.compare import METRICS
+from slurmkit.report.labels import value_text, variant_label
 from slurmkit.report.reference import architecture_key, matching_reference, reference_label
 
 if TYPE_CHECKING:
@@ -76,25 +77,8 @@ class Palette:
         return variant_label(self.field, value)
 
 
-def value_text(value: object) -> str:
-    """A field value as text: 4.0 (a float column with nulls) reads '4'."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _sort_key(value: object) -> tuple:
     return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
-
-
-def variant_label(field_name: str, value: object) -> str:
-    """'8 adapters' for adapters_per_node=8, the value itself for a site, else 'field=value'."""
-    value = value_text(value)
-    if field_name == "adapters_per_node":
-        return f"{value} adapters"
-    if field_name in ("site", "model", "gpu_model", "node_model", "storage_type", "fabric"):
-        return str(value)
-    return f"{field_name}={value}"
 
 
 def new_figure(width_in: float = 7.0, height_in: float = 3.8) -> Figure:

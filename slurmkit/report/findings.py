@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from slurmkit.report.charts import value_text, variant_label
 from slurmkit.report.compare import METRICS, Comparison
+from slurmkit.report.labels import value_text, variant_label
 from slurmkit.report.reference import architecture_key, matching_reference, reference_label, software_text
 
 MAX_LINES_PER_KIND = 6

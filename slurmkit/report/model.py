@@ -17,6 +17,7 @@ from slurmkit import __version__
 from slurmkit.report import charts
 from slurmkit.report.compare import Comparison, compare_runs, normalize_runs
 from slurmkit.report.findings import headline_metric, write_findings
+from slurmkit.report.labels import variant_label
 from slurmkit.report.reference import REFERENCE_CSV, config_software, load_reference
 from slurmkit.report.tables import (
     Table,
@@ -145,10 +146,10 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
     by = comparison.by  # pairs and a summary exist only when a field is compared
     versus = versus_label(comparison) if by and not comparison.pairs.empty else ""
     if by is not None and not comparison.pairs.empty:
-        tables += pairs_tables(comparison.pairs, versus, charts.variant_label(by, comparison.baseline))
+        tables += pairs_tables(comparison.pairs, versus, variant_label(by, comparison.baseline))
     if by is not None and not comparison.summary.empty:
         summary = comparison.summary.assign(
-            candidate=comparison.summary["candidate"].map(lambda c: charts.variant_label(by, c)),
+            candidate=comparison.summary["candidate"].map(lambda c: variant_label(by, c)),
             metric_label=comparison.summary["metric"].map(metric_header),
             range_text=[f"{lo:+.1f}% … {hi:+.1f}%" for lo, hi in
                         zip(comparison.summary["gain_min_pct"], comparison.summary["gain_max_pct"])])
@@ -193,10 +194,10 @@ def versus_label(comparison: Comparison) -> str:
     by = comparison.by
     if by is None:  # no compared field: no pairs to name
         return ""
-    base = charts.variant_label(by, comparison.baseline)
+    base = variant_label(by, comparison.baseline)
     candidates = sorted({str(c) for c in comparison.pairs["candidate"]})
     if len(candidates) == 1:
-        return f"{charts.variant_label(by, candidates[0])} vs {base}"
+        return f"{variant_label(by, candidates[0])} vs {base}"
     return f"each {by} vs {base}"
 
 
