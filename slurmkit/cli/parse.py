@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -34,16 +35,17 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
           run_dir: str | None) -> None:
     """Parse training logs (files, folders, globs) into the results store.
 
-    With --run-dir and no PATH, parses the run directory's logs/ folder.
+    With --run-dir and no PATH, parses the run directory's logs/ folder. Logs that lie in a run
+    directory's logs/ folder are joined to its plan, manifest and accounting without --run-dir.
     """
-    from pathlib import Path
-
+    from slurmkit.cli.term import paint_prefix, progress
     from slurmkit.results.parse import expand_paths, parse_paths
     from slurmkit.results.parsers.logfile import no_pandas
     from slurmkit.rundir import LOGS_DIR
 
     if paths:
         files = expand_paths(paths)
+        run_dir = run_dir or _enclosing_run_dir(files)
     elif run_dir:
         files = expand_paths([Path(run_dir) / LOGS_DIR])
     else:
@@ -56,24 +58,32 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
         if summary["understood"]:
             lines.append(_summary_line(summary))
 
-    # parsing only writes Parquet: this process need not pay for pyarrow's pandas import
-    with no_pandas():
-        if len(files) > 5:
-            with click.progressbar(length=len(files), label="parsing", file=sys.stderr) as bar:
-                def tick(summary: dict) -> None:
-                    report(summary)
-                    bar.update(1)
-                try:
-                    parse_paths(files, out_dir, fmt, warmup_steps, run_dir, on_done=tick)
-                finally:
-                    _flush(lines)
-            return
-        try:
-            parse_paths(files, out_dir, fmt, warmup_steps, run_dir, on_done=report)
-        finally:
-            _flush(lines)
+    try:
+        # parsing only writes Parquet: this process need not pay for pyarrow's pandas import
+        with no_pandas(), progress(len(files), "parsing") as bar:
+            def tick(summary: dict) -> None:
+                report(summary)
+                bar.update(1)
+            parse_paths(files, out_dir, fmt, warmup_steps, run_dir, on_done=tick)
+    finally:
+        for line in lines:  # after the bar, which holds the terminal's last line meanwhile
+            warning = line.startswith("warning:")
+            click.echo(paint_prefix(line, sys.stderr) if warning else line, err=warning)
 
 
-def _flush(lines: list[str]) -> None:
-    for line in lines:
-        click.echo(line, err=line.startswith("warning:"))
+def _enclosing_run_dir(files: list[Path]) -> str | None:
+    """The run directory the logs lie in (``DIR/logs/`` beside ``DIR/plan.json``), so its plan,
+    manifest and accounting (collect's sacct) join them as --run-dir would: re-parsing collected
+    logs keeps each run's Slurm state, exit code and elapsed time. Logs of several run
+    directories are refused (one --run-dir per call)."""
+    from slurmkit.errors import ResultsError
+    from slurmkit.rundir import run_dir_of
+
+    found = sorted({d for f in files if (d := run_dir_of(f)) is not None})
+    if len(found) > 1:
+        raise ResultsError(f"the logs lie in {len(found)} run directories: {', '.join(map(str, found))}",
+                           hint="parse one at a time: `slurmkit parse --run-dir DIR --out RESULTS`")
+    if not found:
+        return None
+    click.echo(f"run directory: {found[0]} (its plan, manifest and accounting join the logs)", err=True)
+    return str(found[0])

@@ -28,6 +28,7 @@ from slurmkit.rundir.paths import (
     SCONTROL_FILE,
     SCRIPTS_DIR,
     log_path,
+    run_dir_of,
     script_path,
     split_log_stem,
 )
@@ -61,7 +62,7 @@ __all__ = [
     "SACCT_FIELDS", "SACCT_FILE", "SCONTROL_FILE", "SCRIPTS_DIR", "SUBMIT_FAILED", "UNKNOWN",
     "JobRecord", "Param", "PlanFile", "PlannedJob", "RunDirError", "SacctJob", "elapsed_s",
     "is_active", "log_path", "normalize_state", "param_problems", "plan_text", "provenance_line",
-    "read_manifest", "read_plan", "read_provenance", "read_sacct", "sacct_jobs", "sacct_rows",
+    "read_manifest", "read_plan", "read_provenance", "read_sacct", "run_dir_of", "sacct_jobs", "sacct_rows",
     "script_path", "select_params", "split_log_stem", "state_failure", "utc_now", "write_manifest",
     "write_plan_file",
 ]

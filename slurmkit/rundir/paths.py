@@ -1,6 +1,8 @@
 """The names of the run directory's files (docs/contracts.md, "Run directory")."""
 from __future__ import annotations
 
+from pathlib import Path
+
 PLAN_FILE = "plan.json"                   # every resolved job (generate)
 MANIFEST_FILE = "manifest.jsonl"          # run_id -> job, state (submit, status, collect)
 SCRIPTS_DIR = "scripts"                   # scripts/<run_id>.sbatch (generate)
@@ -24,3 +26,12 @@ def split_log_stem(stem: str) -> tuple[str, str] | None:
     """(run_id, job_id) of a log file's stem named as log_path names it, else None."""
     run_id, sep, job_id = stem.rpartition("_")
     return (run_id, job_id) if sep and run_id and job_id else None
+
+
+def run_dir_of(log: Path | str) -> Path | None:
+    """The run directory a log lies in (``DIR/logs/<file>`` beside ``DIR/plan.json``), else
+    None: how ``parse`` and the report find the plan, manifest and accounting of bare log paths."""
+    folder = Path(log).parent
+    if folder.name == LOGS_DIR and (folder.parent / PLAN_FILE).is_file():
+        return folder.parent
+    return None

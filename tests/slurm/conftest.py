@@ -51,8 +51,8 @@ class FakeSlurm:
                              "nodelist": None, "script": script, "dependency": dependency}
         return SubmitOutcome(job_id, job_id)
 
-    def set_state(self, job_id, state, exit_code="0:0", nodelist="node[1-2]"):
-        self.jobs[job_id].update(state=state, exit_code=exit_code, nodelist=nodelist)
+    def set_state(self, job_id, state, exit_code="0:0", nodelist="node[1-2]", elapsed="00:00:00"):
+        self.jobs[job_id].update(state=state, exit_code=exit_code, nodelist=nodelist, elapsed=elapsed)
 
     def _info(self, job_id, with_exit):
         j = self.jobs[job_id]
@@ -79,7 +79,7 @@ class FakeSlurm:
             j = self.jobs[i]
             name = "allocation" if i in self.placeholder else j["name"]
             values = {"JobID": i, "JobName": name, "State": j["state"], "ExitCode": j["exit_code"] or "0:0",
-                      "NodeList": j["nodelist"] or "None assigned"}
+                      "NodeList": j["nodelist"] or "None assigned", "Elapsed": j.get("elapsed", "00:00:00")}
             rows.append("|".join(values.get(f, "") for f in fields))
             if not allocations_only and j["state"] in TERMINAL and i not in self.placeholder:
                 values.update(JobID=f"{i}.batch", JobName="batch")
