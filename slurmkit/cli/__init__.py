@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel": ("slurmkit.cli.slurm", "cancel", "Cancel a run directory's jobs."),
     "collect": ("slurmkit.cli.slurm", "collect", "Gather logs and accounting into the run directory, then parse."),
     "parse": ("slurmkit.cli.parse", "parse", "Parse training logs into the Parquet results store."),
+    "store": ("slurmkit.cli.store", "store", "Check, compact, vacuum or upgrade a results store."),
     "compare": ("slurmkit.cli.report", "compare", "Compare runs that differ in one field (site, adapters...)."),
     "report": ("slurmkit.cli.report", "report", "Write the HTML (and PDF) report of a results folder."),
     "demo": ("slurmkit.cli.report", "demo", "Run the whole pipeline offline on shipped material."),
@@ -73,8 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     except SlurmkitError as exc:
         if "--debug" in args:
             raise
+        from slurmkit.cli.term import paint_prefix
+
         for line in exc.lines():
-            click.echo(line, err=True)
+            click.echo(paint_prefix(line, sys.stderr), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

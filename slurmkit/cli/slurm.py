@@ -44,6 +44,9 @@ def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool,
         click.echo(line)
     for run_id, message in report.feasibility.items():
         click.echo(f"{run_id}: feasible: {message}")
+    if test_only:  # sbatch --test-only names a job number and start time no real job will have
+        click.echo("note: --test-only submitted nothing; its job numbers and start times are sbatch's "
+                   "estimates, and the real submission gets its own job ids", err=True)
     for record in report.submitted:
         click.echo(f"{record.run_id}: submitted job {record.job_id}")
     if report.skipped:
@@ -57,12 +60,27 @@ def submit(run_dir: Path, dry_run: bool, only: tuple[str, ...], test_only: bool,
         raise SlurmError(problems[0], problems=[Problem(p) for p in problems])
 
 
+def _state_colour(state: str) -> str | None:
+    from slurmkit.rundir import ACTIVE_STATES, FAILED_STATES, SUBMIT_FAILED
+
+    if state == "COMPLETED":
+        return "green"
+    if state in FAILED_STATES or state == SUBMIT_FAILED:
+        return "red"
+    return "yellow" if state in ACTIVE_STATES else None
+
+
 def _status_table(report: StatusReport) -> str:
+    from slurmkit.cli.term import paint
+
     rows = [("RUN_ID", "JOB_ID", "STATE", "EXIT", "NODES")]
     rows += [(r.run_id, r.job_id or "-", r.state, r.exit_code or "-", r.nodelist or "-")
              for r in report.records.values()]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    # padded first, coloured after: escape codes take no columns
+    lines = ["  ".join(paint(c.ljust(w), _state_colour(c) if i == 2 and n else None)
+                       for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+             for n, row in enumerate(rows)]
     summary = ", ".join(f"{n} {state}" for state, n in report.counts().items()) or "no jobs"
     source = "squeue + sacct" if report.accounting else \
         "accounting unavailable: squeue and scontrol only; purged jobs show UNKNOWN"
@@ -75,12 +93,17 @@ def _status_table(report: StatusReport) -> str:
 @click.option("--interval", "interval_s", default=10.0, show_default=True, help="Seconds between refreshes with --watch.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
-    """Show the state of every job of RUN_DIR (one squeue and one sacct call)."""
+    """Show the state of every job of RUN_DIR (one squeue and one sacct call).
+
+    With --watch on a terminal the table is redrawn in place; into a pipe or file a table is
+    printed again only when it changed."""
     from dataclasses import asdict
 
+    from slurmkit.cli.term import Screen
     from slurmkit.slurm.track import refresh
 
     client = _client()
+    screen = Screen()
     while True:
         report = refresh(run_dir, client)
         if not report.records and fmt == "table":
@@ -90,7 +113,7 @@ def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
             click.echo(json.dumps({"accounting": report.accounting,
                                    "jobs": [asdict(r) for r in report.records.values()]}))
         else:
-            click.echo(_status_table(report))
+            screen.show(_status_table(report))
         if not watch or report.done:
             return
         time.sleep(interval_s)
@@ -140,9 +163,12 @@ def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
 
 def _parse(run_dir: Path, logs: list[Path], results: Path) -> None:
     """Run the data half's parser on the collected logs (the CLI is where the halves meet)."""
+    from slurmkit.cli.term import progress
     from slurmkit.results.parse import parse_paths
 
-    for summary in parse_paths(logs, results, run_dir=run_dir):
+    with progress(len(logs), "parsing") as bar:
+        summaries = parse_paths(logs, results, run_dir=run_dir, on_done=lambda _: bar.update(1))
+    for summary in summaries:
         loss = summary.get("final_loss")
         click.echo(f"parsed {summary['run_id']}: {summary['status']}, last step "
                    f"{summary.get('last_step')}, final loss {'-' if loss is None else f'{loss:.4f}'}")

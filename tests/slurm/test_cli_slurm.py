@@ -76,6 +76,9 @@ def test_test_only_and_dry_run(run_dir, fake, run):
     result = run("submit", str(run_dir), "--test-only")
     assert result.exit_code == 2
     assert "alpha: feasible: sbatch: Job 1 to start at now" in result.output
+    # sbatch's job number is no real job's: the real submission gets another
+    assert ("note: --test-only submitted nothing; its job numbers and start times are sbatch's "
+            "estimates, and the real submission gets its own job ids") in result.output.splitlines()
     assert "error: beta: infeasible: sbatch failed:" in result.output
     dry = run("submit", str(run_dir), "--dry-run", "--chain")
     assert dry.output.splitlines()[0] == f"cd {run_dir} && sbatch --parsable scripts/alpha.sbatch"
