@@ -154,7 +154,7 @@ def sites_show(name: str, site_dirs: tuple[Path, ...]) -> None:
 
     site, _ = load_site(name, list(site_dirs) or None)
     click.echo(f"# {find_site_file(name, list(site_dirs) or None)}")
-    click.echo(json.dumps(site.to_dict(), indent=2))
+    click.echo(json.dumps(site.model_dump(), indent=2))
 
 
 @click.command()

@@ -6,13 +6,13 @@ their own in a YAML file (``schema_version: 1``, ``models: {name: {...}}``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from slurmkit.config.schema import Gt, Model, Pattern, ValidationError, check
+from pydantic import ValidationError, model_validator
+
+from slurmkit.config.schema import Model, Name, Positive, SchemaVersion, Text
 from slurmkit.config.yamlsource import load_yaml, validation_problems
 from slurmkit.errors import ConfigError
-
-Positive = Annotated[int, Gt(0)]
 
 
 class ModelArch(Model):
@@ -29,14 +29,15 @@ class ModelArch(Model):
     bias: bool = False  # linear-layer biases (GPT-3 has them, Llama does not)
     tied_embeddings: bool = False
     learned_positions: bool = False  # learned position embeddings (GPT) instead of RoPE
-    family: str = "llama"  # selects launcher defaults (tokenizer, norm); free text
+    family: Text = "llama"  # selects launcher defaults (tokenizer, norm); free text
 
-    @check()
-    def _heads_fit(self) -> None:
+    @model_validator(mode="after")
+    def _heads_fit(self) -> ModelArch:
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.heads % self.kv_heads:
             raise ValueError(f"heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})")
+        return self
 
     @property
     def head_dim(self) -> int:
@@ -89,15 +90,15 @@ BUILTIN: dict[str, ModelArch] = {
 
 
 class ModelFile(Model):
-    schema_version: Literal[1]
-    models: dict[Annotated[str, Pattern(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")], ModelArch]
+    schema_version: SchemaVersion
+    models: dict[Name, ModelArch]  # a name is part of run ids
 
 
 def load_models(path: Path | str, display: str | None = None) -> dict[str, ModelArch]:
     """Read a user model file; names may shadow built-ins (the user's file wins)."""
     doc = load_yaml(path, display=display)
     try:
-        return dict(ModelFile.validate(doc.data).models)
+        return dict(ModelFile.model_validate(doc.data).models)
     except ValidationError as exc:
         raise ConfigError("invalid model file", problems=validation_problems(exc, doc)) from None
 

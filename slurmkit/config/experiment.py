@@ -8,40 +8,53 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from slurmkit.config.schema import Ge, Gt, MaxLen, MinLen, Model, Pattern, ValidationError, check, json_schema
-from slurmkit.config.site import ENV_NAME_PATTERN, NAME_PATTERN, OneLine
+from pydantic import Field, StringConstraints, ValidationError, model_validator
+
+from slurmkit.config.schema import (
+    MAX_TEXT,
+    Line,
+    Model,
+    Name,
+    NonNegative,
+    Positive,
+    PositiveFloat,
+    SchemaVersion,
+    Text,
+    json_schema,
+)
+from slurmkit.config.site import EnvName
 from slurmkit.config.sweep import Combination, Value, expand
-from slurmkit.config.yamlsource import Document, load_yaml, validation_problems
+from slurmkit.config.yamlsource import Document, load_yaml, validation_problems, value_hint
 from slurmkit.errors import ConfigError, Problem
 from slurmkit.resources import shipped_dir
 
-Positive = Annotated[int, Gt(0)]
 DATASET_NAMES = ("synthetic", "dolly", "alpaca")
 
 
 class Program(Model):
     """What torchrun launches: a module (``python -m``) or a script, with its arguments."""
 
-    module: Annotated[str, Pattern(r"^[A-Za-z_][A-Za-z0-9_.]*$")] | None = None
-    script: OneLine | None = None
-    args: list[OneLine] | None = None  # None: the example trainer's arguments (docs/contracts.md)
+    module: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=MAX_TEXT)] | None = None
+    script: Text | None = None
+    args: list[Line] | None = None  # None: the example trainer's arguments (docs/contracts.md)
 
-    @check()
-    def _one_target(self) -> None:
+    @model_validator(mode="after")
+    def _one_target(self) -> Program:
         if (self.module is None) == (self.script is None):
             raise ValueError("give exactly one of `module` or `script`")
+        return self
 
 
 class JobSpec(Model):
     """One sweep point: every field here may appear at the top level or under ``matrix:``."""
 
-    site: str
-    model: Annotated[str, Pattern(NAME_PATTERN)]
+    site: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]  # a name or a YAML path
+    model: Name  # a catalogue name: part of run ids
     workload: Literal["pretrain", "sft", "lora", "ptuning"]
     launcher: Literal["nemo", "megatron", "torchrun", "megatron-bridge", "nemo2"]
     nodes: Positive
     steps: Positive
-    warmup_steps: Annotated[int, Ge(0)] = 10
+    warmup_steps: NonNegative = 10
     precision: Literal["bf16", "fp8"] = "bf16"
     tp: Positive = 1
     pp: Positive = 1
@@ -51,32 +64,32 @@ class JobSpec(Model):
     mbs: Positive = 1
     gbs: Positive
     seq_len: Positive
-    dataset: OneLine = "synthetic"
+    dataset: Text = "synthetic"
     recompute: Literal["none", "selective", "full"] = "selective"
     parallel: Literal["ddp", "fsdp"] = "fsdp"  # torchrun only
     checkpoint_interval: Positive | None = None  # steps; None: no checkpoints
     time_limit_min: Positive | None = None  # None: the site's default
-    lr: Annotated[float, Gt(0)] = 3e-4
-    container_image: OneLine | None = None  # None: the site's software.container.image
+    lr: PositiveFloat = 3e-4
+    container_image: Text | None = None  # None: the site's software.container.image
 
 
-POINT_FIELDS = frozenset(JobSpec.field_names())
+POINT_FIELDS = frozenset(JobSpec.model_fields)
 
 
 class Experiment(Model):
     """The fixed (non-swept) settings of an experiment file."""
 
-    schema_version: Literal[1]
-    name: Annotated[str, Pattern(NAME_PATTERN), MaxLen(64)]
-    description: OneLine = ""
-    sites: Annotated[list[OneLine], MinLen(1)]
+    schema_version: SchemaVersion
+    name: Name
+    description: Line = ""
+    sites: Annotated[list[Text], Field(min_length=1)]
     repeats: Positive = 1
-    models_file: OneLine | None = None
-    checkpoint_dir: OneLine | None = None  # default: <checkpoints mount>/<experiment>/<run_id>
-    base_checkpoint: OneLine | None = None  # fine-tuning; default <checkpoints mount>/<model>.nemo
+    models_file: Text | None = None
+    checkpoint_dir: Text | None = None  # default: <checkpoints mount>/<experiment>/<run_id>
+    base_checkpoint: Text | None = None  # fine-tuning; default <checkpoints mount>/<model>.nemo
     program: Program | None = None
-    extra_args: list[OneLine] = []  # appended verbatim (quoted) to the launcher's command line
-    env: dict[Annotated[str, Pattern(ENV_NAME_PATTERN)], OneLine] = {}
+    extra_args: list[Line] = []  # appended verbatim (quoted) to the launcher's command line
+    env: dict[EnvName, Line] = {}
 
 
 @dataclass
@@ -94,7 +107,7 @@ class LoadedExperiment:
         """The experiment-wide settings that shape every job's script (part of each run_id)."""
         e = self.experiment
         return json.dumps([e.checkpoint_dir, e.base_checkpoint, e.env, e.extra_args,
-                           e.program.to_dict() if e.program else None], sort_keys=True)
+                           e.program.model_dump() if e.program else None], sort_keys=True)
 
 
 def shipped_experiments() -> list[str]:
@@ -124,7 +137,7 @@ def load_experiment(path: Path | str, sites: list[str] | None = None, display: s
     meta = {k: v for k, v in data.items() if k not in POINT_FIELDS and k != "matrix"}
     problems: list[Problem] = []
     try:
-        experiment = Experiment.validate(meta)
+        experiment = Experiment.model_validate(meta)
     except ValidationError as exc:
         problems += validation_problems(exc, doc)
         experiment = None
@@ -207,7 +220,7 @@ def _point_spec(doc: Document, point: Combination) -> tuple[JobSpec | None, list
                               "add `site: NAME` to it, or make its values match an existing combination")]
     values: dict[str, Any] = {k: v.value for k, v in point.items()}
     try:
-        return JobSpec.validate(values), []
+        return JobSpec.model_validate(values), []
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -219,8 +232,7 @@ def _point_spec(doc: Document, point: Combination) -> tuple[JobSpec | None, list
                 problems.append(Problem(f"{key}: required field is missing", where,
                                         "set it at the top level or under matrix:"))
             else:
-                hint = f"got {err['input']!r}" if not isinstance(err.get("input"), (dict, list)) else None
-                problems.append(Problem(f"{key}: {err['msg']}", where, hint))
+                problems.append(Problem(f"{key}: {err['msg']}", where, value_hint(err)))
         return None, problems
 
 

@@ -1,27 +1,46 @@
 """Site configs: one YAML file describes one cluster variant (scheduler, nodes, GPU, network,
-storage, software), validated by these models (`slurmkit.config.schema`)."""
+storage, software), validated by these models (pydantic, base and value types in
+`slurmkit.config.schema`)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
 
-from slurmkit.config.schema import Ge, Gt, MaxLen, Model, Pattern, ValidationError, check
+from pydantic import Field, StringConstraints, ValidationError, field_validator
+
+from slurmkit.config.schema import (
+    INT_TEXT,
+    LAX,
+    MAX_TEXT,
+    Line,
+    Model,
+    Name,
+    NonNegative,
+    NonNegativeFloat,
+    Positive,
+    PositiveFloat,
+    SchemaVersion,
+    Text,
+)
 from slurmkit.config.yamlsource import Document, load_yaml, validation_problems
 from slurmkit.errors import ConfigError
 from slurmkit.resources import shipped_dir
 
 SCHEMA_VERSION = 1
+MAX_ADAPTERS = 64  # per node; each becomes a device name in NCCL_IB_HCA (servers carry up to ~16)
 
-# Values that end up in #SBATCH lines, file names or run ids: no spaces, quotes or shell syntax.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-SBATCH_VALUE_PATTERN = r"^[A-Za-z0-9_.,:=+/@%-]*$"
+# Values that end up in #SBATCH lines, srun or NCCL arguments: no spaces, quotes or shell syntax.
+SBATCH_VALUE_PATTERN = r"^[A-Za-z0-9_.,:=+/@%-]+$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-Name = Annotated[str, Pattern(NAME_PATTERN), MaxLen(64)]
-SbatchValue = Annotated[str, Pattern(SBATCH_VALUE_PATTERN)]
-Positive = Annotated[int, Gt(0)]
-PositiveFloat = Annotated[float, Gt(0)]
-OneLine = Annotated[str, Pattern(r"^[^\n\r\x00]*$")]
+
+def _word(pattern: str) -> StringConstraints:
+    """A non-empty string of ``pattern`` that fits on a command line."""
+    return StringConstraints(pattern=pattern, min_length=1, max_length=MAX_TEXT)
+
+
+SbatchValue = Annotated[str, _word(SBATCH_VALUE_PATTERN)]
+EnvName = Annotated[str, _word(ENV_NAME_PATTERN)]
 
 
 class Scheduler(Model):
@@ -35,85 +54,87 @@ class Scheduler(Model):
     gres_name: SbatchValue = "gpu"
     mpi: SbatchValue | None = "pmix"
     # extra `#SBATCH --key=value` lines (value null: a bare flag) and extra srun arguments
-    sbatch_args: dict[Annotated[str, Pattern(r"^[a-z][a-z0-9-]*$")], SbatchValue | None] = {}
+    sbatch_args: dict[Annotated[str, _word(r"^[a-z][a-z0-9-]*$")], SbatchValue | None] = {}
     srun_args: list[SbatchValue] = []
 
 
 class Nodes(Model):
     count: Positive
-    model: OneLine
+    model: Text
     cpus: Positive
     mem_gib: PositiveFloat
 
 
 class Gpu(Model):
-    model: OneLine
+    model: Text
     count_per_node: Positive
     mem_gib: PositiveFloat
     peak_tflops_bf16: PositiveFloat
     peak_tflops_fp8: PositiveFloat | None = None  # None: the GPU has no FP8
-    link: OneLine = "NVLink"
-    link_gbytes_per_s: Annotated[float, Ge(0)] = 0.0  # intra-node, per direction
-    reserved_gib: Annotated[float, Ge(0)] = 3.0  # not available to tensors: CUDA context, NCCL buffers
+    link: Text = "NVLink"
+    link_gbytes_per_s: NonNegativeFloat = 0.0  # intra-node, per direction
+    reserved_gib: NonNegativeFloat = 3.0  # not available to tensors: CUDA context, NCCL buffers
 
 
 class NetworkAdapter(Model):
-    count: Annotated[int, Ge(0)]
-    model: OneLine
+    count: Annotated[int, Field(ge=0, le=MAX_ADAPTERS), LAX, INT_TEXT]
+    model: Text
     rate_gbps: PositiveFloat
-    hca_names: list[Annotated[str, Pattern(r"^[A-Za-z0-9_.:-]+$")]] | None = None
-    hca_prefix: Annotated[str, Pattern(r"^[A-Za-z0-9_.-]+$")] | None = None
+    hca_names: list[Annotated[str, _word(r"^[A-Za-z0-9_.:-]+$")]] | None = None
+    hca_prefix: Annotated[str, _word(r"^[A-Za-z0-9_.-]+$")] | None = None
     gpudirect_rdma: bool = True
 
 
 class Network(Model):
     fabric: Literal["infiniband", "roce", "ethernet"]
     adapters: NetworkAdapter | None = None
-    socket_interface: Annotated[str, Pattern(r"^[A-Za-z0-9_.,^=-]+$")] | None = None
-    gid_index: int | None = None  # RoCE only; NCCL_IB_GID_INDEX
+    socket_interface: Annotated[str, _word(r"^[A-Za-z0-9_.,^=-]+$")] | None = None
+    gid_index: NonNegative | None = None  # RoCE only; NCCL_IB_GID_INDEX, an index into the port's GID table
 
 
 class StorageMount(Model):
-    path: OneLine
+    path: Text
     type: Literal["nfs", "lustre", "gpfs", "local"]
     read_gbytes_per_s: PositiveFloat | None = None
     write_gbytes_per_s: PositiveFloat | None = None
 
 
 class Container(Model):
-    image: OneLine
-    mounts: list[OneLine] = []
-    workdir: OneLine | None = None
+    image: Text
+    mounts: list[Text] = []
+    workdir: Text | None = None
     mount_home: bool = False
     writable: bool = False
 
 
 class Software(Model):
     container: Container | None = None
-    setup: list[OneLine] = []  # shell lines run before launch (module loads, venv); copied verbatim
+    setup: list[Line] = []  # shell lines run before launch (module loads, venv); copied verbatim
     python: SbatchValue = "python3"
-    nemo_dir: OneLine = "/opt/NeMo"
-    megatron_dir: OneLine = "/opt/megatron-lm"
+    nemo_dir: Text = "/opt/NeMo"
+    megatron_dir: Text = "/opt/megatron-lm"
 
 
 class Site(Model):
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     name: Name
-    description: OneLine = ""
+    description: Line = ""
     scheduler: Scheduler
     nodes: Nodes
     gpu: Gpu
     network: Network
     storage: dict[Literal["datasets", "checkpoints", "results"], StorageMount] = {}
     software: Software = Software()
-    env: dict[Annotated[str, Pattern(ENV_NAME_PATTERN)], OneLine] = {}
-    cost_per_node_hour: Annotated[float, Ge(0)] | None = None
+    env: dict[EnvName, Line] = {}
+    cost_per_node_hour: NonNegativeFloat | None = None
 
-    @check("network")
-    def _adapters_have_names(cls, network: Network) -> None:
+    @field_validator("network")
+    @classmethod
+    def _adapters_have_names(cls, network: Network) -> Network:
         a = network.adapters
         if a and a.hca_names is not None and len(a.hca_names) != a.count:
             raise ValueError(f"adapters.hca_names lists {len(a.hca_names)} devices but count is {a.count}")
+        return network
 
     def peak_tflops(self, precision: str) -> float | None:
         return self.gpu.peak_tflops_fp8 if precision == "fp8" else self.gpu.peak_tflops_bf16
@@ -166,7 +187,7 @@ def parse_site(doc: Document) -> Site:
     if not isinstance(doc.data, dict):
         raise ConfigError("a site config must be a YAML mapping", location=doc.location())
     try:
-        return Site.validate(doc.data)
+        return Site.model_validate(doc.data)
     except ValidationError as exc:
         raise ConfigError("invalid site config", problems=validation_problems(exc, doc)) from None
 

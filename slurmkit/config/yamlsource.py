@@ -121,12 +121,14 @@ def _walk(node: yaml.Node, path: Path_, doc: Document) -> None:
 
 
 def validation_problems(exc: Any, doc: Document, prefix: Path_ = ()) -> list[Problem]:
-    """Turn a `slurmkit.config.schema.ValidationError` into Problems at the YAML positions of each ``loc``."""
+    """Turn a `pydantic.ValidationError` into Problems at the YAML positions of each ``loc``."""
     problems = []
-    for err in exc.errors():
-        loc = prefix + err["loc"]
+    for err in exc.errors(include_url=False):
+        loc = prefix + tuple(err["loc"])
         kind = err["type"]
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        at_key = loc[-1:] == ("[key]",)  # pydantic's mark for a bad mapping key
+        loc = loc[:-1] if at_key else loc
+        dotted = ".".join(_shortened(str(p)) for p in loc) or "(top level)"
         if kind == "extra_forbidden":
             message, hint = f"{dotted}: unknown key", "check the spelling; `slurmkit schema` lists the keys"
             where = doc.location(loc, key=True)
@@ -134,15 +136,25 @@ def validation_problems(exc: Any, doc: Document, prefix: Path_ = ()) -> list[Pro
             message, hint = f"{dotted}: required key is missing", None
             where = doc.location(loc[:-1])
         else:
-            message, hint = f"{dotted}: {err['msg']}", _hint_for(err)
-            where = doc.location(loc)
+            message, hint = f"{dotted}{' (key)' if at_key else ''}: {err['msg']}", value_hint(err)
+            where = doc.location(loc, key=at_key)
         problems.append(Problem(message, where, hint))
     return problems
 
 
-def _hint_for(err: dict) -> str | None:
-    if err["type"] == "literal_error":
-        return None  # the message already lists the choices
-    if "input" in err and not isinstance(err["input"], (dict, list)):
-        return f"got {err['input']!r}"
-    return None
+_HINT_MAX = 60  # characters of a bad value shown in a hint (a 100 kB value stays one short line)
+
+
+def value_hint(err: dict) -> str | None:
+    """``got <the value>`` for a pydantic error dict, shortened; None where the message says it."""
+    value = err.get("input")
+    if err["type"] == "literal_error" or isinstance(value, (dict, list)) or "input" not in err:
+        return None  # a literal's message lists the choices; a mapping or list is not worth showing
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(repr(value))} digits"
+    return f"got {_shortened(repr(value), size)}"
+
+
+def _shortened(text: str, size: str = "") -> str:
+    if len(text) <= _HINT_MAX:
+        return text
+    return f"{text[:_HINT_MAX - 20]}... ({size or f'{len(text)} characters'})"

@@ -157,7 +157,7 @@ def _unknown_image(module: ModuleType, spec: JobSpec, site: Site, model: ModelAr
                    where: Where) -> Problem:
     image = container_image(spec, site)
     known = [name for name in CONTAINERS
-             if program_for(module, JobSpec.validate({**spec.to_dict(), "container_image": name}), site, model)]
+             if program_for(module, JobSpec.model_validate({**spec.model_dump(), "container_image": name}), site, model)]
     hint = (f"known images: {', '.join(known)}" if known else "slurmkit ships no image for it") + \
         " (set container_image:, or the site's software.container.image)"
     if image is None:

@@ -44,7 +44,7 @@ def container(spec: JobSpec, site: Site) -> Container | None:
     if image is None:
         return None
     base = site.software.container or Container(image=image)
-    return base if base.image == image else Container.validate({**base.to_dict(), "image": image})
+    return base if base.image == image else Container.model_validate({**base.model_dump(), "image": image})
 
 
 def sbatch_header(run_id: str, spec: JobSpec, site: Site) -> list[tuple[str, str | None]]:

@@ -89,7 +89,7 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, strict: bool,
                           hint="check matrix.exclude")
     used = sorted({job.params["site"] for job in jobs})
     return Plan(loaded.experiment.name, loaded.file,
-                {name: site_table[name][0].to_dict() for name in used}, jobs, warnings,
+                {name: site_table[name][0].model_dump() for name in used}, jobs, warnings,
                 varying_fields(loaded.points, ("model", "workload")) + label_fields)
 
 

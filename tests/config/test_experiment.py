@@ -89,6 +89,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from slurmkit.plan.make import make_plan  # noqa: E402
+from slurmkit.plan.render import render_plan  # noqa: E402
 
 FIELDS = ["schema_version", "name", "sites", "workload", "launcher", "model", "nodes", "steps", "tp", "pp",
           "vpp", "gbs", "mbs", "seq_len", "matrix", "include", "exclude", "dataset", "repeats"]
@@ -131,7 +132,7 @@ def test_any_matrix_plans_or_raises_config_error(axes, include, exclude):
         path = Path(tmp) / "e.yaml"
         path.write_text(yaml.safe_dump(data))
         try:
-            plan = make_plan(path)
+            plan = render_plan(make_plan(path))
         except ConfigError as exc:
             assert exc.lines() and all(line.startswith(("error: ", "warning: ")) for line in exc.lines())
             return

@@ -202,17 +202,17 @@ def test_each_task_gets_its_rank_from_slurm(tmp_path):
 
 def test_program_is_the_flag_set_of_the_containers_megatron_core():
     site, _ = load_site("xe9680-8cx7")
-    spec = JobSpec.validate({"site": site.name, "model": "llama2-7b", "workload": "pretrain",
+    spec = JobSpec.model_validate({"site": site.name, "model": "llama2-7b", "workload": "pretrain",
                              "launcher": "megatron", "nodes": 1, "steps": 10, "gbs": 8, "seq_len": 4096})
     flags = megatron.program(spec, site)
     assert isinstance(flags, FlagSet) and flags.version == "core_v0.7.0"
     assert [(s.repo, s.tag, s.path) for s in flags.sources] == [
         ("NVIDIA/Megatron-LM", "core_v0.7.0", "megatron/training/arguments.py"),
         ("NVIDIA/Megatron-LM", "core_v0.7.0", "pretrain_gpt.py")]
-    unknown = JobSpec.validate({**spec.to_dict(), "container_image": "registry.example/own:1"})
+    unknown = JobSpec.model_validate({**spec.model_dump(), "container_image": "registry.example/own:1"})
     assert megatron.program(unknown, site) is None
-    software = {**site.software.to_dict(), "megatron_dir": "/home/me/Megatron-LM"}
-    own_checkout = Site.validate({**site.to_dict(), "software": software})
+    software = {**site.software.model_dump(), "megatron_dir": "/home/me/Megatron-LM"}
+    own_checkout = Site.model_validate({**site.model_dump(), "software": software})
     assert megatron.program(spec, own_checkout) is None  # the user's checkout: version unknown
 
 
@@ -282,10 +282,10 @@ def test_each_architecture_field_becomes_its_flag(model_name):
     embeddings, GELU, Megatron's dropout)."""
     site, _ = load_site("xe9680-8cx7")
     model = BUILTIN[model_name]
-    spec = JobSpec.validate({"site": site.name, "model": model_name, "workload": "pretrain",
+    spec = JobSpec.model_validate({"site": site.name, "model": model_name, "workload": "pretrain",
                              "launcher": "megatron", "nodes": 1, "steps": 10, "gbs": 8,
                              "seq_len": min(2048, model.max_seq_len)})
-    experiment = Experiment.validate({"schema_version": 1, "name": "x", "sites": [site.name]})
+    experiment = Experiment.model_validate({"schema_version": 1, "name": "x", "sites": [site.name]})
     job = Job("run", spec, model, site, experiment, resolve_paths(spec, site, experiment, "run"))
     argv = [arg for group in megatron.command(job) for arg in group]
     ns = parse_flags(megatron.program(spec, site), argv[1:])

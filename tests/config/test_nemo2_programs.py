@@ -411,7 +411,7 @@ def _spec(job: JobPlan):
     from slurmkit.config.experiment import JobSpec
     fields = {k: job.params[k] for k in ("model", "site", "launcher", "workload", "nodes", "steps", "gbs",
                                          "seq_len", "container_image")}
-    return JobSpec.validate(fields)
+    return JobSpec.model_validate(fields)
 
 
 def _site(job: JobPlan):

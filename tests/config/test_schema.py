@@ -1,205 +1,172 @@
-"""The config validator itself (slurmkit.config.schema): coercions, messages, every error at once, JSON Schema."""
+"""The config models' shared behaviour (slurmkit.config.schema, pydantic underneath), through the
+public loaders: YAML's coercions, strict types, every problem at once at its line, frozen
+instances, and the JSON Schema that editors and the shipped configs agree with."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
 import jsonschema
+import pydantic
 import pytest
 
-from slurmkit.config.catalog import ModelFile
-from slurmkit.config.experiment import experiment_json_schema
-from slurmkit.config.schema import Ge, Gt, MaxLen, MinLen, Model, Pattern, ValidationError, check, json_schema
-from slurmkit.config.site import Site
-from slurmkit.config.yamlsource import load_yaml
+from slurmkit.config.catalog import ModelArch, ModelFile, load_models
+from slurmkit.config.experiment import JobSpec, experiment_json_schema
+from slurmkit.config.schema import json_schema
+from slurmkit.config.site import Gpu, Site, parse_site
+from slurmkit.config.yamlsource import load_yaml, parse_yaml
+from slurmkit.errors import ConfigError
 
 ROOT = Path(__file__).parents[2]
 
-
-class Inner(Model):
-    size: Annotated[int, Ge(0)]
-    label: str = "x"
-
-
-class Outer(Model):
-    count: Annotated[int, Gt(0)] = 1
-    ratio: float = 0.5
-    flag: bool = False
-    name: Annotated[str, Pattern(r"^[a-z]+$"), MaxLen(4)] = "abc"
-    mode: Literal["a", "b", "c"] = "a"
-    version: Literal[1] = 1
-    inner: Inner | None = None
-    items: Annotated[list[int], MinLen(1)] = [1]
-    table: dict[Annotated[str, Pattern(r"^k")], int] = {}
-    anything: Any = None
-
-    @check()
-    def _ratio_below_count(self) -> None:
-        if self.ratio > self.count:
-            raise ValueError(f"ratio ({self.ratio}) must not exceed count ({self.count})")
-
-    @check("items")
-    def _no_sevens(cls, items: list[int]) -> None:
-        if 7 in items:
-            raise ValueError("7 is not allowed")
+SITE = """\
+schema_version: 1
+name: mine
+scheduler:
+  partition: batch
+nodes: {count: 2, model: n, cpus: 8, mem_gib: 64}
+gpu: {model: g, count_per_node: 4, mem_gib: 80, peak_tflops_bf16: 100}
+network:
+  fabric: infiniband
+  adapters: {count: 4, model: CX7, rate_gbps: 400}
+"""
+JOB = {"site": "local", "model": "tiny-gpt", "workload": "pretrain", "launcher": "torchrun", "nodes": 1,
+       "steps": 10, "gbs": 8, "seq_len": 64}
 
 
-def errors_of(data: Any, model: type[Model] = Outer) -> list[tuple]:
-    with pytest.raises(ValidationError) as err:
-        model.validate(data)
-    return [(e["loc"], e["type"], e["msg"]) for e in err.value.errors()]
+def site_of(text: str) -> Site:
+    return parse_site(parse_yaml(text, "s.yaml"))
 
 
-def one_error(field: str, value: Any) -> tuple[str, str]:
-    [(loc, kind, msg)] = errors_of({field: value})
-    assert loc == (field,)
-    return kind, msg
+def site_errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        site_of(text)
+    return err.value.lines()
 
 
-def test_defaults_and_fresh_mutable_defaults():
-    a, b = Outer.validate({}), Outer.validate({})
-    assert (a.count, a.ratio, a.flag, a.name, a.mode, a.inner, a.items, a.table) == (1, 0.5, False, "abc", "a", None, [1], {})
-    assert a.items is not b.items and Outer().items is not Outer().items
+def gpu_line(**fields: str) -> str:
+    """SITE with its gpu line's fields replaced (YAML text, as a user writes them)."""
+    gpu = {"model": "g", "count_per_node": "4", "mem_gib": "80", "peak_tflops_bf16": "100", **fields}
+    return SITE.replace("gpu: {model: g, count_per_node: 4, mem_gib: 80, peak_tflops_bf16: 100}",
+                        "gpu: {" + ", ".join(f"{k}: {v}" for k, v in gpu.items()) + "}")
 
 
-@pytest.mark.parametrize("value, expected", [(3, 3), ("12", 12), (" 7 ", 7), ("3.0", 3), (4.0, 4), ("1e3", 1000)])
-def test_int_accepts(value, expected):
-    result = Outer.validate({"count": value}).count
-    assert result == expected and type(result) is int
+@pytest.mark.parametrize("written, expected", [("4", 4), ("'4'", 4), ("4.0", 4), ("1e1", 10), ("' 6 '", 6)])
+def test_integers_from_what_yaml_gives(written, expected):
+    # PyYAML reads 1e1 as a string; an integral float is an integer
+    count = site_of(gpu_line(count_per_node=written)).gpu.count_per_node
+    assert count == expected and type(count) is int
 
 
-@pytest.mark.parametrize("value, kind, msg", [
-    (0, "greater_than", "Input should be greater than 0"),
-    (True, "int_type", "Input should be a valid integer"),  # a YAML `true` is not a number
-    (None, "int_type", "Input should be a valid integer"),
-    ([1], "int_type", "Input should be a valid integer"),
-    ("two", "int_parsing", "Input should be a valid integer, unable to parse string as an integer"),
-    (2.5, "int_from_float", "Input should be a valid integer, got a number with a fractional part"),
-    (math.inf, "finite_number", "Input should be a finite number"),
+@pytest.mark.parametrize("written, expected", [("79.6", 79.6), ("80", 80.0), ("8e1", 80.0), ("'1e-1'", 0.1)])
+def test_floats_from_what_yaml_gives(written, expected):
+    mem = site_of(gpu_line(mem_gib=written)).gpu.mem_gib
+    assert mem == expected and type(mem) is float
+
+
+@pytest.mark.parametrize("field, written, message", [
+    ("count_per_node", "true", "Input should be a valid integer"),  # a YAML boolean is never a number
+    ("count_per_node", "2.5", "Input should be a valid integer, got a number with a fractional part"),
+    ("count_per_node", "four", "Input should be a valid integer, unable to parse string as an integer"),
+    ("count_per_node", "[4]", "Input should be a valid integer"),
+    ("count_per_node", "0", "Input should be greater than 0"),
+    ("mem_gib", "false", "Input should be a valid number"),
+    ("mem_gib", "lots", "Input should be a valid number, unable to parse string as a number"),
+    ("mem_gib", ".inf", "Input should be a finite number"),
+    ("mem_gib", ".nan", "Input should be a finite number"),
+    ("reserved_gib", "-1", "Input should be greater than or equal to 0"),
+    ("model", "5", "Input should be a valid string"),  # a number is not silently a string
+    ("model", "''", "String should have at least 1 character"),
 ])
-def test_int_rejects(value, kind, msg):
-    assert one_error("count", value) == (kind, msg)
+def test_bad_numbers_and_strings_name_their_field(field, written, message):
+    [line] = site_errors(gpu_line(**{field: written}))
+    assert line.startswith("error: s.yaml:6:") and f": gpu.{field}: {message}" in line
 
 
-@pytest.mark.parametrize("value, expected", [(0.25, 0.25), (0, 0.0), ("1e-4", 1e-4), ("2", 2.0)])
-def test_float_accepts(value, expected):
-    result = Outer.validate({"count": 5, "ratio": value}).ratio
-    assert result == expected and type(result) is float
+def test_booleans_and_versions_are_strict():
+    for written in ("1", "'yes'", "'true'", "0.0"):  # (YAML reads a bare yes as true)
+        assert site_errors(SITE + f"software: {{container: {{image: i, writable: {written}}}}}\n") == [
+            f"error: s.yaml:10:44: software.container.writable: Input should be a valid boolean"
+            f" (hint: got {parse_yaml(f'x: {written}', 'x').data['x']!r})"]
+    assert site_errors(SITE.replace("schema_version: 1", "schema_version: true")) == [
+        "error: s.yaml:1:17: schema_version: Input should be 1"]
+    assert site_of(SITE + "software: {container: {image: i, writable: true}}\n").software.container.writable is True
 
 
-@pytest.mark.parametrize("value, kind, msg", [
-    (False, "float_type", "Input should be a valid number"),
-    ({}, "float_type", "Input should be a valid number"),
-    (10 ** 400, "float_type", "Input should be a valid number"),
-    ("fast", "float_parsing", "Input should be a valid number, unable to parse string as a number"),
-])
-def test_float_rejects(value, kind, msg):
-    assert one_error("ratio", value) == (kind, msg)
+def test_every_problem_at_once_in_field_order_with_positions():
+    text = (SITE.replace("partition: batch", "partition: batch\n  colour: red")
+            .replace("cpus: 8", "cpus: 0").replace("fabric: infiniband", "fabric: token-ring")
+            + "env: {1BAD: x, GOOD: 'y'}\nstorage: {scratch: {path: /s, type: nfs}}\n")
+    assert site_errors(text) == [
+        "error: s.yaml:5:3: scheduler.colour: unknown key (hint: check the spelling; `slurmkit schema` lists the keys)",
+        "error: s.yaml:6:35: nodes.cpus: Input should be greater than 0 (hint: got 0)",
+        "error: s.yaml:9:11: network.fabric: Input should be 'infiniband', 'roce' or 'ethernet'",
+        # a bad mapping key is reported at the key
+        "error: s.yaml:12:11: storage.scratch (key): Input should be 'datasets', 'checkpoints' or 'results'",
+        "error: s.yaml:11:7: env.1BAD (key): String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$'"
+        " (hint: got '1BAD')",
+    ]
 
 
-def test_bool_str_literal_messages():
-    assert Outer.validate({"flag": True}).flag is True
-    assert one_error("flag", 1) == ("bool_type", "Input should be a valid boolean")
-    assert one_error("flag", "yes") == ("bool_type", "Input should be a valid boolean")
-    assert one_error("name", 5) == ("string_type", "Input should be a valid string")
-    assert one_error("name", "ABC") == ("string_pattern_mismatch", "String should match pattern '^[a-z]+$'")
-    assert one_error("name", "abc\n") == ("string_pattern_mismatch", "String should match pattern '^[a-z]+$'")
-    assert one_error("name", "abcde") == ("string_too_long", "String should have at most 4 characters")
-    assert one_error("mode", "d") == ("literal_error", "Input should be 'a', 'b' or 'c'")
-    assert one_error("version", 2) == ("literal_error", "Input should be 1")
-    assert one_error("version", True) == ("literal_error", "Input should be 1")
-    assert Outer.validate({"anything": {"x": [1]}}).anything == {"x": [1]}
+def test_nested_missing_and_wrong_shapes():
+    text = SITE.replace("nodes: {count: 2, model: n, cpus: 8, mem_gib: 64}", "nodes: {count: 2, model: n}")
+    assert site_errors(text.replace("scheduler:\n  partition: batch", "scheduler: 5")) == [
+        "error: s.yaml:3:12: scheduler: Input should be a valid dictionary or instance of Scheduler (hint: got 5)",
+        "error: s.yaml:4:8: nodes.cpus: required key is missing",
+        "error: s.yaml:4:8: nodes.mem_gib: required key is missing",
+    ]
 
 
-def test_list_and_dict():
-    assert Outer.validate({"items": [1, "2"]}).items == [1, 2]
-    assert one_error("items", "1") == ("list_type", "Input should be a valid list")
-    assert one_error("items", []) == ("too_short", "List should have at least 1 item after validation, not 0")
-    assert errors_of({"items": [1, "x", 2.5]}) == [
-        (("items", 1), "int_parsing", "Input should be a valid integer, unable to parse string as an integer"),
-        (("items", 2), "int_from_float", "Input should be a valid integer, got a number with a fractional part")]
-    assert Outer.validate({"table": {"k1": "3"}}).table == {"k1": 3}
-    assert one_error("table", [1]) == ("dict_type", "Input should be a valid dictionary")
-    assert errors_of({"table": {"bad": 1, 5: "x"}}) == [  # key errors are located at the key
-        (("table", "bad"), "string_pattern_mismatch", "String should match pattern '^k'"),
-        (("table", 5), "string_type", "Input should be a valid string"),
-        (("table", 5), "int_parsing", "Input should be a valid integer, unable to parse string as an integer")]
-
-
-def test_nested_models_and_optional():
-    outer = Outer.validate({"inner": {"size": "3"}})
-    assert outer.inner == Inner(size=3, label="x") and isinstance(outer.inner, Inner)
-    assert Outer.validate({"inner": None}).inner is None
-    assert one_error("inner", 5) == ("model_type", "Input should be a valid dictionary or instance of Inner")
-    assert errors_of({"inner": {"size": -1, "colour": "red"}}) == [
-        (("inner", "size"), "greater_than_equal", "Input should be greater than or equal to 0"),
-        (("inner", "colour"), "extra_forbidden", "Extra inputs are not permitted")]
-
-
-def test_every_error_reported_together_in_field_order():
-    with pytest.raises(ValidationError) as err:
-        Outer.validate({"zzz": 1, "mode": "q", "count": 0, "inner": {}})
-    errors = err.value.errors()
-    assert [(e["loc"], e["type"]) for e in errors] == [
-        (("count",), "greater_than"), (("mode",), "literal_error"), (("inner", "size"), "missing"),
-        (("zzz",), "extra_forbidden")]
-    assert errors[0]["input"] == 0 and errors[1]["input"] == "q" and errors[2]["msg"] == "Field required"
-    assert errors_of([1]) == [((), "model_type", "Input should be a valid dictionary or instance of Outer")]
-
-
-def test_rules_across_fields():
-    assert errors_of({"count": 1, "ratio": 2}) == [
-        ((), "value_error", "Value error, ratio (2.0) must not exceed count (1)")]
-    assert errors_of({"items": [1, 7]}) == [(("items",), "value_error", "Value error, 7 is not allowed")]
-    # a model rule runs only on valid fields, so it never sees a half-checked instance
-    assert errors_of({"count": 0, "ratio": 2}) == [(("count",), "greater_than", "Input should be greater than 0")]
-
-
-def test_remembered_values_keep_types_apart():
-    for _ in range(2):  # the second round comes from the per-field memo
-        assert Outer.validate({"count": 1.0}).count == 1 and type(Outer.validate({"count": 1}).count) is int
-        assert one_error("count", True)[0] == "int_type"
-        assert one_error("flag", 1)[0] == "bool_type" and Outer.validate({"flag": True}).flag is True
+def test_rules_across_fields_run_on_valid_values():
+    text = SITE.replace("rate_gbps: 400}", "rate_gbps: 400, hca_names: [mlx5_0]}")
+    assert site_errors(text) == [
+        "error: s.yaml:8:3: network: Value error, adapters.hca_names lists 1 devices but count is 4"]
+    with pytest.raises(pydantic.ValidationError) as err:  # a model-wide rule: its location is the model
+        ModelArch(layers=1, hidden=10, ffn_hidden=1, heads=3, kv_heads=3, vocab=1, max_seq_len=1)
+    assert [(e["loc"], e["msg"]) for e in err.value.errors()] == [
+        ((), "Value error, hidden (10) must be divisible by heads (3)")]
+    with pytest.raises(pydantic.ValidationError) as err:  # the rule does not see a half-checked model
+        ModelArch(layers=1, hidden=0, ffn_hidden=1, heads=3, kv_heads=3, vocab=1, max_seq_len=1)
+    assert [e["loc"] for e in err.value.errors()] == [("hidden",)]
 
 
 def test_instances_are_frozen_and_dump_to_plain_data():
-    outer = Outer.validate({"inner": {"size": 2}, "table": {"k": 1}})
-    with pytest.raises(AttributeError, match="Outer is frozen"):
-        outer.count = 3
-    assert outer == Outer.validate({"inner": {"size": 2}, "table": {"k": 1}}) != Outer()
-    assert hash(Inner(size=1)) == hash(Inner.validate({"size": "1"})) and "Inner(size=1, label='x')" == repr(Inner(size=1))
-    with pytest.raises(TypeError, match="missing fields"):
-        Inner()
-    with pytest.raises(TypeError, match="unknown fields"):
-        Inner(size=1, colour="red")
-    assert outer.to_dict() == {"count": 1, "ratio": 0.5, "flag": False, "name": "abc", "mode": "a", "version": 1,
-                               "inner": {"size": 2, "label": "x"}, "items": [1], "table": {"k": 1},
-                               "anything": None}
-    assert Outer.field_names()[:3] == ("count", "ratio", "flag")
-    assert Outer.validate(outer) is outer
+    site = site_of(SITE)
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        site.name = "other"  # type: ignore[misc]
+    dumped = site.model_dump()
+    assert dumped["gpu"] == {"model": "g", "count_per_node": 4, "mem_gib": 80.0, "peak_tflops_bf16": 100.0,
+                             "peak_tflops_fp8": None, "link": "NVLink", "link_gbytes_per_s": 0.0,
+                             "reserved_gib": 3.0}
+    assert Site.model_validate(dumped) == site and site.gpu == Gpu.model_validate(dumped["gpu"])
+    a, b = site_of(SITE), site_of(SITE)
+    assert a.env == {} and a.env is not b.env  # no default shared between instances
+    assert JobSpec.model_validate(JOB).lr == 3e-4
 
 
-def test_json_schema_of_a_small_model():
-    schema = json_schema(Outer)
-    assert schema["$defs"]["Inner"] == {
-        "title": "Inner", "type": "object", "additionalProperties": False, "required": ["size"],
-        "properties": {"size": {"title": "Size", "type": "integer", "minimum": 0},
-                       "label": {"title": "Label", "type": "string", "default": "x"}}}
-    props = schema["properties"]
-    assert props["count"] == {"title": "Count", "type": "integer", "exclusiveMinimum": 0, "default": 1}
-    assert props["name"] == {"title": "Name", "type": "string", "pattern": "^[a-z]+$", "maxLength": 4,
-                             "default": "abc"}
-    assert props["mode"]["enum"] == ["a", "b", "c"] and props["version"]["enum"] == [1]
-    assert props["inner"]["anyOf"] == [{"$ref": "#/$defs/Inner"}, {"type": "null"}]
-    assert props["items"] == {"title": "Items", "type": "array", "items": {"type": "integer"}, "minItems": 1,
-                              "default": [1]}
-    assert props["table"]["propertyNames"] == {"type": "string", "pattern": "^k"}
-    assert schema["required"] == [] and schema["additionalProperties"] is False
+def test_long_values_are_shown_shortened_in_the_hint():
+    [line] = site_errors(gpu_line(model="x" * 5000))
+    assert line == ("error: s.yaml:6:14: gpu.model: String should have at most 4096 characters"
+                    f" (hint: got '{'x' * 39}... (5000 characters))")
+
+
+def test_json_schema_keywords_come_from_the_models():
+    schema = json_schema(Site)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    gpu = schema["$defs"]["Gpu"]
+    assert gpu["additionalProperties"] is False and gpu["required"] == [
+        "model", "count_per_node", "mem_gib", "peak_tflops_bf16"]
+    count = gpu["properties"]["count_per_node"]
+    assert (count["type"], count["exclusiveMinimum"], count["maximum"]) == ("integer", 0, 2**31 - 1)
+    assert gpu["properties"]["model"]["minLength"] == 1 and gpu["properties"]["model"]["maxLength"] == 4096
+    assert schema["properties"]["name"]["maxLength"] == 64
+    assert schema["properties"]["schema_version"]["const"] == 1
     validator = jsonschema.Draft202012Validator(schema)
     validator.check_schema(schema)
-    assert validator.is_valid({"count": 2, "inner": {"size": 1}, "table": {"k1": 4}})
-    assert not validator.is_valid({"count": 0}) and not validator.is_valid({"table": {"x": 1}})
+    good = load_yaml(ROOT / "site-configs" / "local.yaml").data
+    assert validator.is_valid(good)
+    for bad in ({"env": {"1BAD": "x"}}, {"storage": {"scratch": {"path": "/s", "type": "nfs"}}},
+                {"gpu": {**good["gpu"], "count_per_node": 0}}, {"colour": "red"}):
+        assert not validator.is_valid({**good, **bad}), bad
 
 
 @pytest.mark.parametrize("kind, files", [
@@ -217,9 +184,12 @@ def test_shipped_configs_valid_against_emitted_schema(kind, files):
     assert not validator.is_valid({**load_yaml(files[0]).data, "colour": "red"})
 
 
-def test_model_file_schema_accepts_a_model_file():
+def test_model_file_schema_and_loader_agree(write_yaml):
     validator = jsonschema.Draft202012Validator(json_schema(ModelFile))
-    good = {"schema_version": 1, "models": {"m-1": {"layers": 2, "hidden": 64, "ffn_hidden": 256, "heads": 4,
-                                                    "kv_heads": 4, "vocab": 512, "max_seq_len": 256}}}
-    assert validator.is_valid(good)
-    assert not validator.is_valid({**good, "models": {"bad name": good["models"]["m-1"]}})
+    arch = {"layers": 2, "hidden": 64, "ffn_hidden": 256, "heads": 4, "kv_heads": 4, "vocab": 512, "max_seq_len": 256}
+    good = {"schema_version": 1, "models": {"m-1": arch}}
+    assert validator.is_valid(good) and load_models(write_yaml("m.yaml", "schema_version: 1\nmodels: {m-1: {"
+                                                                + ", ".join(f"{k}: {v}" for k, v in arch.items())
+                                                                + "}}\n"))["m-1"] == ModelArch(**arch)
+    assert not validator.is_valid({**good, "models": {"bad name": arch}})
+    assert not validator.is_valid({**good, "models": {"m" * 65: arch}})

@@ -127,12 +127,12 @@ def test_program_is_the_flag_set_of_the_containers_pytorch():
     site, _ = load_site("xe9680-8cx7")
     base = {"model": "llama2-7b", "site": "xe9680-8cx7", "launcher": "torchrun", "workload": "pretrain",
             "nodes": 1, "steps": 10, "gbs": 8, "seq_len": 4096}
-    assert torchrun.program(JobSpec.validate(base), site).version == "v2.3.0"  # the site's NeMo 24.05
-    newer = JobSpec.validate({**base, "container_image": "nvcr.io/nvidia/nemo:26.04.00"})
+    assert torchrun.program(JobSpec.model_validate(base), site).version == "v2.3.0"  # the site's NeMo 24.05
+    newer = JobSpec.model_validate({**base, "container_image": "nvcr.io/nvidia/nemo:26.04.00"})
     assert torchrun.program(newer, site).version == "v2.11.0"
-    ngc = JobSpec.validate({**base, "container_image": "nvcr.io/nvidia/pytorch:25.12-py3"})
+    ngc = JobSpec.model_validate({**base, "container_image": "nvcr.io/nvidia/pytorch:25.12-py3"})
     assert torchrun.program(ngc, site).version == "v2.10.0"
-    unknown = JobSpec.validate({**base, "container_image": "example.org/mine:1"})
+    unknown = JobSpec.model_validate({**base, "container_image": "example.org/mine:1"})
     assert torchrun.program(unknown, site) is None and container_image(unknown, site) == "example.org/mine:1"
     assert {j.params["container_image"] for j in plan.jobs} == {"nvcr.io/nvidia/pytorch:25.12-py3"}
 
