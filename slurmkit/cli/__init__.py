@@ -27,7 +27,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel": ("slurmkit.cli.slurm", "cancel", "Cancel a run directory's jobs."),
     "collect": ("slurmkit.cli.slurm", "collect", "Gather logs and accounting into the run directory, then parse."),
     "parse": ("slurmkit.cli.parse", "parse", "Parse training logs into the Parquet results store."),
-    "store": ("slurmkit.cli.store", "store", "Check, compact, vacuum or upgrade a results store."),
     "compare": ("slurmkit.cli.report", "compare", "Compare runs that differ in one field (site, adapters...)."),
     "report": ("slurmkit.cli.report", "report", "Write the HTML (and PDF) report of a results folder."),
     "demo": ("slurmkit.cli.report", "demo", "Run the whole pipeline offline on shipped material."),
