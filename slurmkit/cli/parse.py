@@ -23,7 +23,7 @@ def _summary_line(s: dict) -> str:
 
 @click.command("parse")
 @click.argument("paths", nargs=-1)
-@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(),
               help="Results folder (Parquet datasets runs/ and steps/).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="auto", show_default=True,
               help="Log format; auto detects it per file.")
@@ -38,6 +38,7 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
     With --run-dir and no PATH, parses the run directory's logs/ folder. Logs that lie in a run
     directory's logs/ folder are joined to its plan, manifest and accounting without --run-dir.
     """
+    from slurmkit.atomic import check_output_path
     from slurmkit.cli.term import paint_prefix, progress
     from slurmkit.results.parse import expand_paths, parse_paths
     from slurmkit.results.parsers.logfile import no_pandas
@@ -50,6 +51,7 @@ def parse(paths: tuple[str, ...], out_dir: str, fmt: str, warmup_steps: int | No
         files = expand_paths([Path(run_dir) / LOGS_DIR])
     else:
         raise click.UsageError("give log files, folders or globs (or --run-dir DIR)")
+    check_output_path(out_dir, folder=True, option="--out")
     lines: list[str] = []
 
     def report(summary: dict) -> None:

@@ -6,18 +6,22 @@ shell-quotes every value, so hostile strings come out inert.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import gc
 import os
 import shlex
 import shutil
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from slurmkit.atomic import write_bytes_atomic, write_text_atomic
+from slurmkit.atomic import remove_stale_temporaries, temporary_name, write_bytes_atomic, write_text_atomic
 from slurmkit.errors import ConfigError, Location, RunDirError, SlurmkitError
 from slurmkit.plan.runfile import RunFile, run_files
 from slurmkit.resources import shipped_dir
@@ -151,12 +155,16 @@ def write_plan(plan: Any, out_dir: Path | str, *, force: bool = False) -> WriteS
     A fresh ``scripts/`` folder appears in one rename; into an existing one each changed script
     is renamed into place. Either way a reader never sees half a script, no per-script fsync is
     paid (10,000 fsyncs take seconds), and ``plan.json``, the run directory's index, is written
-    (durably) last. After a crash, regenerating rewrites whatever did not reach the disk.
+    (durably) last. After a crash, regenerating rewrites whatever did not reach the disk and
+    removes the temporaries the crashed run left. Two generates into one directory take turns
+    (a lock on the directory), so neither takes the other's files for leftovers.
     """
     enabled = gc.isenabled()
     gc.disable()  # as in make_plan: a large plan makes every cyclic collection rescan it
     try:
         return _write_plan(plan, Path(out_dir), force)
+    except SlurmkitError:
+        raise
     except OSError as exc:
         raise SlurmkitError(f"cannot write the run directory: {exc.strerror}: {exc.filename}",
                             location=Location(str(out_dir)), hint="choose another --out") from None
@@ -167,23 +175,54 @@ def write_plan(plan: Any, out_dir: Path | str, *, force: bool = False) -> WriteS
 
 def _write_plan(plan: Any, out: Path, force: bool) -> WriteSummary:
     summary = WriteSummary(out)
-    if not force:
-        _refuse_other_experiment(plan.experiment, out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / LOGS_DIR).mkdir(exist_ok=True)
-    # before the scripts, so no script is ever on disk without the files it names
-    _write_run_files(plan.jobs, out, summary)
-    scripts = out / SCRIPTS_DIR
-    if not scripts.exists():
-        summary.written += _write_scripts_staged(plan.jobs, out)
-    else:
-        for job in plan.jobs:
-            path = out / job.script
-            changed = write_text_atomic(path, job.text, mode=0o755, durable=False)
-            (summary.written if changed else summary.unchanged).append(path)
-    (summary.written if write_plan_file(out, plan.to_json()) else summary.unchanged).append(out / PLAN_FILE)
-    _remove_stale_scripts(plan.jobs, out, summary)  # after plan.json: it never names a removed script
+    out.mkdir(parents=True, exist_ok=True)  # a no-op where the check below can refuse
+    with _locked(out) as locked_since:
+        if not force:
+            _refuse_other_experiment(plan.experiment, out)
+        files = run_files(job.context["command"] for job in plan.jobs)
+        _remove_leftovers(out, {(out / name).parent for name in files}, locked_since)
+        (out / LOGS_DIR).mkdir(exist_ok=True)
+        # before the scripts, so no script is ever on disk without the files it names
+        _write_run_files(files, out, summary)
+        scripts = out / SCRIPTS_DIR
+        if not scripts.exists():
+            summary.written += _write_scripts_staged(plan.jobs, out)
+        else:
+            for job in plan.jobs:
+                path = out / job.script
+                changed = write_text_atomic(path, job.text, mode=_EXECUTABLE, durable=False)
+                (summary.written if changed else summary.unchanged).append(path)
+        (summary.written if write_plan_file(out, plan.to_json()) else summary.unchanged).append(out / PLAN_FILE)
+        _remove_stale_scripts(plan.jobs, out, summary)  # after plan.json: it never names a removed script
     return summary
+
+
+_EXECUTABLE = 0o777  # less the umask, as a compiler's output: 0755 with umask 022, 0750 with 027
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[float | None]:
+    """Hold an exclusive lock on the run directory itself (no lock file to leave behind);
+    yields when it was acquired, or None where the file system has no such locks (then only
+    temporaries of processes gone from this machine count as leftovers)."""
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if this process is killed
+        except OSError:
+            yield None
+            return
+        yield time.time()
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(out: Path, run_file_folders: set[Path], locked_since: float | None) -> None:
+    """Remove what a killed generate left: a staging folder and plan.json's temporary in the run
+    directory, temporaries of scripts and of carried files. Only generate writes these names."""
+    remove_stale_temporaries(out, owned=lambda name: name in (PLAN_FILE, SCRIPTS_DIR), locked_since=locked_since)
+    for folder in sorted({out / SCRIPTS_DIR} | run_file_folders):
+        remove_stale_temporaries(folder, locked_since=locked_since)
 
 
 def _refuse_other_experiment(experiment: str, out: Path) -> None:
@@ -215,33 +254,24 @@ def _remove_stale_scripts(jobs: list[Any], out: Path, summary: WriteSummary) -> 
             summary.removed.append(path)
 
 
-def _write_run_files(jobs: list[Any], out: Path, summary: WriteSummary) -> None:
+def _write_run_files(files: dict[str, RunFile], out: Path, summary: WriteSummary) -> None:
     """Each carried file once (its name is its content's hash), with the mode its creator would
     get from the user's umask, as the scripts do."""
-    files = run_files(job.context["command"] for job in jobs)
-    umask = _umask() if files else 0
     for name in sorted(files):
         path = out / name
-        changed = write_bytes_atomic(path, files[name].data, mode=files[name].mode & ~umask, durable=False)
+        changed = write_bytes_atomic(path, files[name].data, mode=files[name].mode, durable=False)
         (summary.written if changed else summary.unchanged).append(path)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it back at once
-    os.umask(mask)
-    return mask
 
 
 def _write_scripts_staged(jobs: list[Any], out: Path) -> list[Path]:
     """A fresh ``scripts/``: write every file into a hidden staging folder, then rename the
     folder into place in one step (atomic for the whole set, and half the file-system work of
     a temporary file and a rename per script)."""
-    staging = out / f".{SCRIPTS_DIR}-{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)  # left over from a crashed run of this pid
+    staging = out / temporary_name(SCRIPTS_DIR)
     staging.mkdir()
     try:
         for job in jobs:
-            fd = os.open(staging / Path(job.script).name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+            fd = os.open(staging / Path(job.script).name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _EXECUTABLE)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(job.text)
         os.rename(staging, out / SCRIPTS_DIR)
