@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from slurmkit.cli.listing import format_option, print_rows
+
 if TYPE_CHECKING:
     from slurmkit.config.yamlsource import Document
     from slurmkit.plan.make import JobPlan
@@ -24,18 +26,19 @@ SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Pat
 @click.argument("experiment")
 @click.option("--site", "sites", multiple=True, help="Site name or YAML file; replaces the experiment's sites (repeatable).")
 @SITE_DIR
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),  # checked below: one line, not usage
               help="Run directory to write (default: runs/<experiment name>).")
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Template folder searched before the shipped templates.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the table; write nothing.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@format_option()
 @click.option("--force", is_flag=True, help="Write into a run directory that holds another experiment's plan.")
 def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...], out_dir: Path | None,
              templates_dir: Path | None, dry_run: bool, strict: bool, fmt: str, force: bool) -> None:
     """Validate EXPERIMENT (a YAML file or a shipped experiment's name) and write plan.json and
     one sbatch script per job."""
+    from slurmkit.atomic import check_output_path
     from slurmkit.plan.make import make_plan
     from slurmkit.plan.render import render_plan, write_plan
 
@@ -47,7 +50,7 @@ def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...
     if dry_run:
         click.echo(f"dry run: {len(plan.jobs)} jobs, nothing written", err=True)
         return
-    out = out_dir or Path("runs") / plan.experiment
+    out = check_output_path(out_dir or Path("runs") / plan.experiment, folder=True, option="--out")
     summary = write_plan(plan, out, force=force)
     click.echo(summary.describe(), err=True)
 
@@ -60,27 +63,10 @@ def _print_jobs(jobs: list[JobPlan], fmt: str, axes: tuple[str, ...] = ()) -> No
     shown = ("site", "nodes", "gpus", "tp", "pp", "dp", "gbs")
     extra = tuple(a for a in axes if a not in shown)  # the sweep's other axes, one column each
     head = ("run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", *extra, "mem_gib")
-    rows = [(j.run_id, j.params["site"], str(j.params["nodes"]), str(j.params["gpus"]),
-             f"{j.params['tp']}/{j.params['pp']}/{j.params['dp']}", str(j.params["gbs"]),
-             *(_cell(j.params.get(a)) for a in extra), f"{j.params['mem_estimate_gib']:.1f}") for j in jobs]
-    _print_rows(head, rows, fmt)
-
-
-def _cell(value: object) -> str:
-    return "-" if value is None else str(value)
-
-
-def _print_rows(head: tuple, rows: list[tuple], fmt: str) -> None:
-    if fmt == "csv":
-        import csv
-        import sys
-
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerows([head, *rows])
-        return
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in (head, *rows)]
-    click.echo("\n".join(lines))
+    rows = [(j.run_id, j.params["site"], j.params["nodes"], j.params["gpus"],
+             f"{j.params['tp']}/{j.params['pp']}/{j.params['dp']}", j.params["gbs"],
+             *(j.params.get(a) for a in extra), j.params["mem_estimate_gib"]) for j in jobs]
+    print_rows(head, rows, fmt, shown={"mem_gib": "{:.1f}".format})
 
 
 @click.command()
@@ -130,7 +116,7 @@ def sites() -> None:
 
 @sites.command("list")
 @SITE_DIR
-@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@format_option()
 def sites_list(site_dirs: tuple[Path, ...], fmt: str) -> None:
     """List every known site (user folders first, then the shipped ones)."""
     from slurmkit.config.site import list_site_names, load_site
@@ -139,36 +125,47 @@ def sites_list(site_dirs: tuple[Path, ...], fmt: str) -> None:
     for name in list_site_names(list(site_dirs) or None):
         site, _ = load_site(name, list(site_dirs) or None)
         a = site.network.adapters
-        rows.append((site.name, str(site.nodes.count), site.gpu.model, str(site.gpu.count_per_node),
-                     f"{a.count}x {a.model} {a.rate_gbps:g}G" if a else "-", site.network.fabric,
+        rows.append((site.name, site.nodes.count, site.gpu.model, site.gpu.count_per_node,
+                     f"{a.count}x {a.model} {a.rate_gbps:g}G" if a else None, site.network.fabric,
                      site.description))
-    _print_rows(("site", "nodes", "gpu", "gpus/node", "adapters", "fabric", "description"), rows, fmt)
+    print_rows(("site", "nodes", "gpu", "gpus/node", "adapters", "fabric", "description"), rows, fmt)
 
 
 @sites.command("show")
 @click.argument("name")
 @SITE_DIR
-def sites_show(name: str, site_dirs: tuple[Path, ...]) -> None:
-    """Print a site's resolved config (defaults filled in) as JSON."""
+@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True)
+def sites_show(name: str, site_dirs: tuple[Path, ...], fmt: str) -> None:
+    """Print a site's resolved config (defaults filled in) as JSON or YAML; the file it came
+    from goes to stderr, so the output stays valid."""
     from slurmkit.config.site import find_site_file, load_site
 
     site, _ = load_site(name, list(site_dirs) or None)
-    click.echo(f"# {find_site_file(name, list(site_dirs) or None)}")
-    click.echo(json.dumps(site.model_dump(), indent=2))
+    click.echo(f"site {site.name}: {find_site_file(name, list(site_dirs) or None)}", err=True)
+    if fmt == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(site.model_dump(mode="json"), sort_keys=False), nl=False)
+        return
+    click.echo(json.dumps(site.model_dump(mode="json"), indent=2))
 
 
 @click.command()
 @click.option("--models-file", type=click.Path(dir_okay=False, exists=True), help="A YAML file of extra models.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@format_option()
 def models(models_file: str | None, fmt: str) -> None:
     """List the model catalogue with parameter counts computed from the architecture."""
     from slurmkit.config.catalog import catalogue, load_models
 
     table = catalogue(load_models(models_file) if models_file else None)
-    rows = [(name, f"{m.params() / 1e9:.2f}B" if m.params() >= 1e8 else f"{m.params():,}", str(m.layers),
-             str(m.hidden), str(m.ffn_hidden), str(m.heads), str(m.kv_heads), str(m.vocab), str(m.max_seq_len))
+    rows = [(name, m.params(), m.layers, m.hidden, m.ffn_hidden, m.heads, m.kv_heads, m.vocab, m.max_seq_len)
             for name, m in table.items()]
-    _print_rows(("model", "params", "layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "max_seq"), rows, fmt)
+    print_rows(("model", "params", "layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "max_seq"), rows, fmt,
+               shown={"params": _params_text})
+
+
+def _params_text(count: int) -> str:
+    return f"{count / 1e9:.2f}B" if count >= 1e8 else f"{count:,}"
 
 
 @click.command()

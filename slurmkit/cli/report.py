@@ -71,18 +71,22 @@ def _compare_text(comparison: Comparison, fmt: str) -> str:
 
 @click.command("report")
 @click.argument("results", type=click.Path(file_okay=False))
-@click.option("-o", "--out", "html_path", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--out", "html_path", type=click.Path(), default=None,
               help="HTML file to write [default: reports/<results folder name>.html].")
-@click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False), default=None, help="Also write this PDF.")
+@click.option("--pdf", "pdf_path", type=click.Path(), default=None, help="Also write this PDF.")
 @click.option("--title", default=None, help="Report title.")
 @_by_option
 def report(results: str, html_path: str | None, pdf_path: str | None, title: str | None,
            by: str | None, baseline: str | None, noise_pct: float) -> None:
     """Write the HTML (and PDF) report of a results folder."""
+    from slurmkit.atomic import check_output_path
     from slurmkit.cli.term import progress
     from slurmkit.report.write import STAGES, write_reports
 
     html_path = html_path or str(Path("reports") / f"{Path(results).resolve().name}.html")
+    check_output_path(html_path, folder=False, option="-o/--out")  # before the work, not after it
+    if pdf_path:
+        check_output_path(pdf_path, folder=False, option="--pdf")
     with progress(STAGES, "report") as bar:
         lines = write_reports(results, html_path, pdf_path, title, by, baseline, noise_pct,
                               on_stage=lambda _: bar.update(1))
