@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from slurmkit.plan.make import JobPlan
 
 SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
-                        help="Folder of site configs, searched before the shipped ones (repeatable).")
+                        help="Folder of site configs, searched first (repeatable); then site-configs/ beside "
+                             "the experiment, in the working directory, and the shipped ones.")
 
 
 @click.command()
@@ -49,10 +50,11 @@ def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...
     _print_jobs(plan.jobs, fmt, plan.axes)
     if dry_run:
         click.echo(f"dry run: {len(plan.jobs)} jobs, nothing written", err=True)
-        return
-    out = check_output_path(out_dir or Path("runs") / plan.experiment, folder=True, option="--out")
-    summary = write_plan(plan, out, force=force)
-    click.echo(summary.describe(), err=True)
+    else:
+        out = check_output_path(out_dir or Path("runs") / plan.experiment, folder=True, option="--out")
+        click.echo(write_plan(plan, out, force=force).describe(), err=True)
+    for name, path in plan.site_files.items():  # which copy of each site config: --site-dir, checkout, shipped
+        click.echo(f"site {name}: {path}", err=True)
 
 
 def _print_jobs(jobs: list[JobPlan], fmt: str, axes: tuple[str, ...] = ()) -> None:

@@ -150,15 +150,33 @@ class Site(Model):
         return [f"{prefix}{i}" for i in range(a.count)]
 
 
-def site_dirs(extra: list[Path] | None = None) -> list[Path]:
-    """Folders searched for site names: user folders first, then the shipped ones."""
-    return [*(extra or []), shipped_dir("site-configs")]
+SITE_FOLDER = "site-configs"
+
+
+def site_dirs(extra: list[Path] | None = None, base_dir: Path | None = None) -> list[Path]:
+    """Folders searched for site names, first match wins: ``--site-dir`` folders, then a
+    ``site-configs/`` folder beside the experiment (``base_dir``, its folder) or beside that
+    folder (a checkout's layout: experiments/ and site-configs/ side by side), then one in the
+    working directory, then the shipped ones. Users edit the copy they see, not the installed one."""
+    near = [base_dir / SITE_FOLDER, base_dir.parent / SITE_FOLDER] if base_dir is not None else []
+    found: dict[Path, None] = {}
+    for folder in (*(extra or []), *near, Path(SITE_FOLDER), shipped_dir(SITE_FOLDER)):
+        if folder.is_dir() or folder in (extra or []):
+            found.setdefault(_same(folder, found), None)
+    return list(found)
+
+
+def _same(folder: Path, seen: dict[Path, None]) -> Path:
+    """``folder``, or the entry of ``seen`` naming the same directory (a checkout's own
+    site-configs/ is both the working directory's and the shipped one)."""
+    resolved = folder.resolve()
+    return next((s for s in seen if s.resolve() == resolved), folder)
 
 
 def find_site_file(name_or_file: str, extra_dirs: list[Path] | None = None,
                    base_dir: Path | None = None) -> Path:
     """A site is a YAML path (relative ones also tried from ``base_dir``, the experiment's
-    folder), or a name looked up as ``<dir>/<name>.yaml``."""
+    folder), or a name looked up as ``<dir>/<name>.yaml`` in :func:`site_dirs`."""
     candidate = Path(name_or_file)
     if candidate.suffix in (".yaml", ".yml") or "/" in name_or_file:
         for path in (candidate, *([base_dir / candidate] if base_dir and not candidate.is_absolute() else [])):
@@ -166,17 +184,19 @@ def find_site_file(name_or_file: str, extra_dirs: list[Path] | None = None,
                 return path
         raise ConfigError(f"site file not found: {name_or_file}", hint="a relative path is read from the"
                           " working directory or the experiment's folder")
-    for folder in site_dirs(extra_dirs):
+    folders = site_dirs(extra_dirs, base_dir)
+    for folder in folders:
         path = folder / f"{name_or_file}.yaml"
         if path.is_file():
             return path
-    known = ", ".join(sorted(list_site_names(extra_dirs)))
-    raise ConfigError(f"unknown site {name_or_file!r}", hint=f"known sites: {known}")
+    known = ", ".join(sorted(list_site_names(extra_dirs, base_dir)))
+    raise ConfigError(f"unknown site {name_or_file!r}",
+                      hint=f"known sites: {known}; searched {', '.join(_display(f) for f in folders)}")
 
 
-def list_site_names(extra_dirs: list[Path] | None = None) -> list[str]:
+def list_site_names(extra_dirs: list[Path] | None = None, base_dir: Path | None = None) -> list[str]:
     names: set[str] = set()
-    for folder in site_dirs(extra_dirs):
+    for folder in site_dirs(extra_dirs, base_dir):
         if folder.is_dir():
             names.update(p.stem for p in folder.glob("*.yaml"))
     return sorted(names)

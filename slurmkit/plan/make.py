@@ -45,11 +45,13 @@ class Plan:
     jobs: list[JobPlan]
     warnings: list[Problem] = field(default_factory=list)
     axes: tuple[str, ...] = ()  # the job fields that vary within the sweep (generate's table shows them)
+    site_files: dict[str, str] = field(default_factory=dict)  # site name -> the YAML file read (absolute)
 
     def to_json(self) -> str:
         """plan.json's text (slurmkit.rundir.plan_text)."""
         return plan_text(self.experiment, self.experiment_file, self.sites,
-                         ((j.run_id, j.script, j.params_json or _compact(j.params)) for j in self.jobs))
+                         ((j.run_id, j.script, j.params_json or _compact(j.params)) for j in self.jobs),
+                         self.site_files)
 
 
 def make_plan(experiment: Path | str, sites: list[str] | None = None, *, strict: bool = False,
@@ -90,7 +92,8 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, strict: bool,
     used = sorted({job.params["site"] for job in jobs})
     return Plan(loaded.experiment.name, loaded.file,
                 {name: site_table[name][0].model_dump() for name in used}, jobs, warnings,
-                varying_fields(loaded.points, ("model", "workload")) + label_fields)
+                varying_fields(loaded.points, ("model", "workload")) + label_fields,
+                {name: site_table[name][2] for name in used})
 
 
 def _models(loaded: LoadedExperiment) -> dict[str, ModelArch]:
@@ -102,23 +105,23 @@ def _models(loaded: LoadedExperiment) -> dict[str, ModelArch]:
 
 
 def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
-           ) -> tuple[dict[str, tuple[Site, str]], list[Problem]]:
-    """Load each named site once: key -> (Site, the name as written)."""
-    table: dict[str, tuple[Site, str]] = {}
+           ) -> tuple[dict[str, tuple[Site, str, str]], list[Problem]]:
+    """Load each named site once: key -> (Site, the name as written, the file read)."""
+    table: dict[str, tuple[Site, str, str]] = {}
     problems: list[Problem] = []
     for point in loaded.points:
         value = point.get("site")
         if value is None or not isinstance(value.value, str) or value.value in table:
             continue
         try:
-            site, _ = load_site(value.value, site_dirs, Path(loaded.file).parent)
+            site, doc = load_site(value.value, site_dirs, Path(loaded.file).parent)
         except ConfigError as exc:
             problems += [p if p.location else Problem(p.message, loaded.doc.location(value.origin), p.hint)
                          for p in exc.problems]
             continue
-        table[value.value] = (site, value.value)
+        table[value.value] = (site, value.value, str(Path(doc.file).resolve()))  # doc.file: cwd-relative
     # the plan's `sites` map is keyed by the site's own name
-    return {**table, **{s.name: (s, n) for s, n in list(table.values())}}, problems
+    return {**table, **{entry[0].name: entry for entry in list(table.values())}}, problems
 
 
 def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, models: dict,

@@ -293,6 +293,24 @@ def failures_table(runs: pd.DataFrame) -> Table | None:
         ("Log", "source_file", fmt_text, False)])
 
 
+def site_files_text(runs: pd.DataFrame) -> str:
+    """Which file each site config was read from: plan.json's ``site_files`` of the run
+    directories the runs' logs lie in (a checkout's copy, a --site-dir one, or the shipped one)."""
+    from slurmkit.rundir import RunDirError, read_plan, run_dir_of
+
+    logs = {str(Path(f).parent): f for f in runs.get("source_file", pd.Series(dtype=object)).dropna()}
+    files: dict[str, set[str]] = {}
+    for run_dir in {d for f in logs.values() if (d := run_dir_of(f)) is not None}:
+        try:
+            for site, path in read_plan(run_dir).site_files.items():
+                files.setdefault(site, set()).add(path)
+        except RunDirError:
+            continue  # a damaged plan names no files; the parse of its logs already said so
+    if not files:
+        return "not recorded (no run directory with a plan.json beside the logs)"
+    return "; ".join(f"{site}: {', '.join(sorted(paths))}" for site, paths in sorted(files.items()))
+
+
 def provenance(runs: pd.DataFrame, results_label: str) -> list[tuple[str, str]]:
     def distinct(column: str) -> str:
         values = sorted({str(v) for v in runs.get(column, pd.Series(dtype=object)).dropna()})
@@ -304,6 +322,6 @@ def provenance(runs: pd.DataFrame, results_label: str) -> list[tuple[str, str]]:
         ("Log formats", ", ".join(f"{k} ({v})" for k, v in dict(formats).items()) or "–"),
         ("Experiments", distinct("experiment")), ("Driver versions", distinct("driver_version")),
         ("NCCL versions", distinct("nccl_version")), ("CUDA versions", distinct("cuda_version")),
-        ("TFLOPS formula", distinct("tflops_formula")),
+        ("TFLOPS formula", distinct("tflops_formula")), ("Site files", site_files_text(runs)),
         ("Reference numbers", f"{REFERENCE_CSV.name} (sources in its source column)"),
     ]

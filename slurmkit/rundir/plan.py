@@ -33,19 +33,22 @@ class PlanFile:
     experiment_file: str | None
     sites: dict[str, Any]
     jobs: list[PlannedJob]
+    site_files: dict[str, str] = field(default_factory=dict)  # site name -> the YAML file read
 
 
 def plan_text(experiment: str, experiment_file: str, sites: dict[str, Any],
-              jobs: Iterable[tuple[str, str, str]]) -> str:
+              jobs: Iterable[tuple[str, str, str]], site_files: dict[str, str] | None = None) -> str:
     """plan.json's text from (run_id, script, params as compact key-sorted JSON) per job:
-    sorted keys, stable bytes, one job per line.
+    sorted keys, stable bytes, one job per line. ``site_files``: each site's YAML file, so a
+    reader (and the report) can tell which copy of a site config the scripts came from.
 
     Built from compact dumps (the C encoder) because ``indent`` makes json use its pure-Python
     encoder, seconds for a 10,000-job plan. Run ids and scripts are validated names
     ([A-Za-z0-9._-/]): no JSON escaping needed.
     """
     head = _compact({"schema_version": SCHEMA_VERSION, "experiment": experiment,
-                     "experiment_file": experiment_file, "sites": sites})
+                     "experiment_file": experiment_file, "sites": sites,
+                     **({"site_files": site_files} if site_files else {})})
     lines = ",\n".join(f'{{"params":{params},"run_id":"{run_id}","script":"{script}"}}'
                        for run_id, script, params in jobs)
     return f'{head[:-1]},\n"jobs":[\n{lines}\n]}}\n'
@@ -80,9 +83,10 @@ def read_plan(run_dir: Path | str) -> PlanFile:
     if version != SCHEMA_VERSION:
         raise RunDirError(f"plan.json schema version: found {version}, required {SCHEMA_VERSION}",
                           location=Location(str(path)), hint=_REGENERATE)
-    sites = doc.get("sites")
+    sites, files = doc.get("sites"), doc.get("site_files")
     return PlanFile(path, _text(doc.get("experiment")), _text(doc.get("experiment_file")),
-                    sites if isinstance(sites, dict) else {}, _jobs(doc["jobs"], text, path))
+                    sites if isinstance(sites, dict) else {}, _jobs(doc["jobs"], text, path),
+                    {str(k): v for k, v in files.items() if isinstance(v, str)} if isinstance(files, dict) else {})
 
 
 def _jobs(entries: list[Any], text: str, path: Path) -> list[PlannedJob]:

@@ -15,10 +15,11 @@ def test_generate_writes_and_regenerates_nothing(cli, tmp_path):
     assert code == 0
     assert out.splitlines()[0].split() == ["run_id", "site", "nodes", "gpus", "tp/pp/dp", "gbs", "parallel", "mem_gib"]
     assert len(out.splitlines()) == 3
-    # two scripts, plan.json and the trainer both scripts run
-    assert err.strip() == f"wrote 4 files, 0 unchanged, in {tmp_path / 'run'}"
+    # two scripts, plan.json and the trainer both scripts run; then the site file read
+    assert err.splitlines() == [f"wrote 4 files, 0 unchanged, in {tmp_path / 'run'}",
+                                f"site local: {ROOT / 'site-configs' / 'local.yaml'}"]
     code, out, err = cli("generate", SMOKE, "--out", str(tmp_path / "run"))
-    assert err.strip() == f"wrote 0 files, 4 unchanged, in {tmp_path / 'run'}"
+    assert err.splitlines()[0] == f"wrote 0 files, 4 unchanged, in {tmp_path / 'run'}"
 
 
 def test_generate_dry_run_writes_nothing(cli, tmp_path):
@@ -198,7 +199,7 @@ def test_regenerating_a_smaller_sweep_removes_the_scripts_it_no_longer_has(cli, 
     assert code == 0
     [new] = [p for p in (run / "scripts").iterdir() if p not in (ddp, fsdp)]
     assert sorted((run / "scripts").iterdir()) == sorted([new, fsdp])  # ddp removed, fsdp kept
-    assert err.strip() == (f"wrote 2 files, 1 unchanged, removed 1 script of runs no longer in the plan,"
+    assert err.splitlines()[0] == (f"wrote 2 files, 1 unchanged, removed 1 script of runs no longer in the plan,"
                            f" kept 1 script of submitted runs no longer in the plan, in {run}")
     assert json.loads((run / "manifest.jsonl").read_text())["run_id"] == fsdp.stem
 
