@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from slurmkit.perf.flops import FULL, flops_per_token, formula_name
-from slurmkit.perf.memory import CHECKPOINT_BYTES, DEFAULT_RESERVED_GIB, MemoryEstimate, memory_estimate, trainable_params
+from slurmkit.perf.memory import (
+    CHECKPOINT_BYTES,
+    DEFAULT_RESERVED_GIB,
+    MemoryEstimate,
+    memory_estimate,
+    trainable_params,
+)
 from slurmkit.perf.step import StepTime, node_network_gbytes_per_s, step_time
 
 KIND = "derived"  # every figure here is modelled, never measured

@@ -24,7 +24,7 @@ def flops_per_token(p: dict[str, Any], formula: str = FULL) -> float:
     dims = [p.get(k) for k in _DIMS]
     if not all(isinstance(v, int) and v > 0 for v in dims):
         return 6.0 * float(p.get("model_params") or 0)
-    L, h, a, s, V = dims  # type: ignore[misc]
+    L, h, a, s, V = (int(v) for v in dims)  # type: ignore[arg-type]
     g = p.get("model_kv_heads") or a
     ffn = p.get("model_ffn_hidden") or 4 * h
     gated = 1.5 if ffn != 4 * h else 1.0  # Llama-style SwiGLU (3 matrices) vs GPT's 2
@@ -34,14 +34,15 @@ def flops_per_token(p: dict[str, Any], formula: str = FULL) -> float:
 
 def attention_flops_per_token(p: dict[str, Any], formula: str = CAUSAL) -> float:
     """The part of flops_per_token spent in the score and context matmuls (the s/h term)."""
-    L, h, s = p.get("model_layers"), p.get("model_hidden"), p.get("seq_len")
-    if not all(isinstance(v, int) and v > 0 for v in (L, h, s)):
+    dims = [p.get("model_layers"), p.get("model_hidden"), p.get("seq_len")]
+    if not all(isinstance(v, int) and v > 0 for v in dims):
         return 0.0
-    return float(12 * L * h * s) / (1 if formula == FULL else 2)  # type: ignore[operator]
+    L, h, s = (int(v) for v in dims)  # type: ignore[arg-type]
+    return float(12 * L * h * s) / (1 if formula == FULL else 2)
 
 
 def formula_name(p: dict[str, Any], formula: str = FULL) -> str:
     """The label of what flops_per_token counted for ``p``."""
-    if not all(isinstance(p.get(k), int) and p.get(k) > 0 for k in _DIMS):
+    if not all(isinstance(v, int) and v > 0 for v in (p.get(k) for k in _DIMS)):
         return "6N"
     return formula
