@@ -6,6 +6,7 @@ Only the safe loader is used; ``!!python/...`` tags are refused with a clear mes
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ def validation_problems(exc: Any, doc: Document, prefix: Path_ = ()) -> list[Pro
 _HINT_MAX = 60  # characters of a bad value shown in a hint (a 100 kB value stays one short line)
 
 
-def value_hint(err: dict) -> str | None:
+def value_hint(err: Mapping[str, Any]) -> str | None:
     """``got <the value>`` for a pydantic error dict, shortened; None where the message says it."""
     value = err.get("input")
     if err["type"] == "literal_error" or isinstance(value, (dict, list)) or "input" not in err:

@@ -18,17 +18,7 @@ from slurmkit.errors import ConfigError
 
 ROOT = Path(__file__).parents[2]
 
-SITE = """\
-schema_version: 1
-name: mine
-scheduler:
-  partition: batch
-nodes: {count: 2, model: n, cpus: 8, mem_gib: 64}
-gpu: {model: g, count_per_node: 4, mem_gib: 80, peak_tflops_bf16: 100}
-network:
-  fabric: infiniband
-  adapters: {count: 4, model: CX7, rate_gbps: 400}
-"""
+SITE = (Path(__file__).parent / "data" / "sites" / "minimal.yaml").read_text()  # only the required keys
 JOB = {"site": "local", "model": "tiny-gpt", "workload": "pretrain", "launcher": "torchrun", "nodes": 1,
        "steps": 10, "gbs": 8, "seq_len": 64}
 
