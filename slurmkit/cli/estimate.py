@@ -44,7 +44,7 @@ TABLE_COLUMNS = ("run_id", "nodes", "tp/pp/cp/dp", "step_time_s", "tokens_per_s_
 @click.option("--target-hours", type=click.FloatRange(min=0, min_open=True),
               help="Size each point: the fewest nodes that finish within this many hours.")
 @click.option("--tokens", type=click.FloatRange(min=0, min_open=True),
-              help="Token budget to size for (default: the planned steps' tokens); e.g. 1e12.")
+              help="Token budget to size for (default: the planned steps' tokens); alone: its hours per point.")
 @format_option()
 def estimate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...], target_hours: float | None,
              tokens: float | None, fmt: str) -> None:
@@ -70,9 +70,10 @@ def estimate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...
         click.echo("\nadapters per node (step time, s; ESTIMATED):")
         print_rows(tuple(adapters[0]), [tuple(a.values()) for a in adapters], fmt,
                    {"step_8_s": "{:.3f}".format, "step_4_s": "{:.3f}".format, "slower_with_4": "{:+.1%}".format})
-    if target_hours is not None:
-        click.echo(f"\nsizing: fewest nodes for {tokens or 'the planned steps'}"
-                   f"{' tokens' if tokens else ''} within {target_hours:g} h (ESTIMATED; data parallelism only):")
+    if target_hours is not None or tokens is not None:
+        budget = f"{tokens:g} tokens" if tokens else "the planned steps"
+        click.echo(f"\nsizing: fewest nodes for {budget} within {target_hours:g} h (ESTIMATED; data parallelism only):"
+                   if target_hours is not None else f"\nsizing: hours for {budget} on each point's nodes (ESTIMATED):")
         print_rows(("run_id", "nodes_needed", "hours_needed"),
                    [(r[0], r[HEAD.index("nodes_needed")], r[HEAD.index("hours_needed")]) for r in rows], fmt, SHOWN)
 
@@ -86,11 +87,14 @@ def _row(run_id: str, p: dict[str, Any], site: dict[str, Any] | None, target_hou
     by_count = {n: predict(adapter_variant(p, n), site).step_time_s if p.get("adapters_per_node") else None
                 for n in ADAPTER_COUNTS}
     needed = nodes_needed(p, site, target_hours, tokens) if target_hours is not None else None
+    nodes_for, hours_for = (needed.nodes, needed.hours) if needed else (None, None)
+    if tokens is not None and target_hours is None:  # the budget's time on the point's own nodes
+        nodes_for, hours_for = p["nodes"], tokens / (e.tokens_per_s_per_gpu * p["gpus"]) / 3600
     layout = f"{p['tp']}/{p['pp']}/{p['cp']}/{p['dp']}"
     return (run_id, p["model"], p["site"], p["nodes"], p["gpus"], layout, p["precision"], e.step_time_s,
             e.tokens_per_s_per_gpu, e.tflops_per_gpu, e.mfu, e.run_s / 3600, e.memory.total_gib,
             e.mem_capacity_gib, e.fits, e.checkpoint_gb, e.checkpoint_s, e.checkpoint_bound, e.cost, by_count[8], by_count[4],
-            needed.nodes if needed else None, needed.hours if needed else None, e.step.calibrated, "derived")
+            nodes_for, hours_for, e.step.calibrated, "derived")
 
 
 def _adapter_rows(rows: list[tuple]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from slurmkit.cli import cli
@@ -35,3 +36,19 @@ def test_json_and_csv_carry_the_derived_label_and_the_adapter_comparison():
 def test_a_bad_target_is_a_usage_error():
     result = run("llama2-70b-pretrain", "--target-hours", "0")
     assert result.exit_code == 2 and "--target-hours" in result.output
+
+
+def test_a_token_budget_alone_gives_its_hours_on_each_point():
+    data = json.loads(run("llama2-70b-pretrain", "--tokens", "1e9", "--format", "json").output)
+    for point in data["points"]:
+        assert point["nodes_needed"] == point["nodes"]
+        assert point["hours_needed"] * 3600 * point["tokens_per_s_per_gpu"] * point["gpus"] == pytest.approx(1e9)
+    assert "sizing: hours for 1e+09 tokens" in run("llama2-70b-pretrain", "--tokens", "1e9").output
+
+
+def test_an_unknown_experiment_is_one_line_and_exit_2():
+    from slurmkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["estimate", "no-such-experiment"])
+    assert exit_info.value.code == 2
