@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from slurmkit.cli.listing import format_option
+
 if TYPE_CHECKING:  # imported inside the commands at run time (start-up time)
     from slurmkit.report.compare import Comparison
-
-FORMATS = ("table", "markdown", "csv", "json")
 
 
 def _by_option(f: Callable[..., None]) -> Callable[..., None]:
@@ -31,7 +31,7 @@ def _by_option(f: Callable[..., None]) -> Callable[..., None]:
 @click.option("--x", "x", default="nodes", show_default=True, help="Field of the scaling axis.")
 @click.option("--metric", "metrics", multiple=True,
               help="Metric column to compare (repeatable) [default: time_to_target_s, step_time_mean_s, tokens_per_s_per_gpu].")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@format_option("markdown")
 def compare(results: str, by: str | None, baseline: str | None, noise_pct: float, x: str,
             metrics: tuple[str, ...], fmt: str) -> None:
     """Compare runs of RESULTS that differ in one field; scaling, best and cost tables."""

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from slurmkit.cli.listing import format_option, print_rows
+
 if TYPE_CHECKING:  # imported inside the commands at run time (start-up time)
     from slurmkit.slurm.client import SlurmCli
     from slurmkit.slurm.track import StatusReport
@@ -91,7 +93,7 @@ def _status_table(report: StatusReport) -> str:
 @RUN_DIR
 @click.option("--watch", is_flag=True, help="Refresh until every job has finished.")
 @click.option("--interval", "interval_s", default=10.0, show_default=True, help="Seconds between refreshes with --watch.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option()
 def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
     """Show the state of every job of RUN_DIR (one squeue and one sacct call).
 
@@ -112,6 +114,9 @@ def status(run_dir: Path, watch: bool, interval_s: float, fmt: str) -> None:
         if fmt == "json":
             click.echo(json.dumps({"accounting": report.accounting,
                                    "jobs": [asdict(r) for r in report.records.values()]}))
+        elif fmt == "csv":
+            print_rows(("run_id", "job_id", "state", "exit_code", "nodelist"),
+                       [(r.run_id, r.job_id, r.state, r.exit_code, r.nodelist) for r in report.records.values()], fmt)
         else:
             screen.show(_status_table(report))
         if not watch or report.done:

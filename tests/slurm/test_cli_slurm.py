@@ -111,3 +111,13 @@ def test_missing_run_dir_is_one_line(tmp_path, run):
 
 def test_commands_are_registered():
     assert {"submit", "status", "cancel", "collect"} <= set(cli.list_commands(None))
+
+
+def test_status_csv_parses_with_the_shared_format_option(run_dir, fake, run):
+    import csv
+
+    run("submit", str(run_dir))
+    fake.set_state("101", "FAILED", exit_code="3:0", nodelist="node1")
+    rows = list(csv.DictReader(run("status", str(run_dir), "--format", "csv").output.splitlines()))
+    assert [r["run_id"] for r in rows] == ["alpha", "beta", "gamma"]
+    assert rows[1] == {"run_id": "beta", "job_id": "101", "state": "FAILED", "exit_code": "3:0", "nodelist": "node1"}
