@@ -40,6 +40,8 @@ def compare(results: str, by: str | None, baseline: str | None, noise_pct: float
     from slurmkit.results import store
 
     runs = store.read_runs(results)
+    if store.unreadable(runs):
+        click.echo(f"warning: {store.unreadable_note(store.unreadable(runs), results)}", err=True)
     if runs.empty:
         raise ResultsError(f"no runs in {results}", hint=f"parse logs first: `slurmkit parse --out {results} <logs>`")
     comparison = compare_runs(runs, by=by, metrics=metrics or None, baseline=baseline, x=x,

@@ -174,10 +174,10 @@ def parse_file(path: Path, fmt: str, warmup_steps: int | None, ctx: RunContext,
 
 
 def parse_files(paths: list[Path], out_dir: Path, fmt: str, warmup_steps: int | None,
-                ctx: RunContext, workers: int = 1) -> list[dict[str, Any]]:
-    """Parse a group of logs and write their runs as one batch (store.write_runs: two files
-    for the group, not two per log); one summary per log. The logs parsed before one that
-    fails are still written."""
+                ctx: RunContext, workers: int = 1, pending: list | None = None) -> list[dict[str, Any]]:
+    """Parse a group of logs and write their runs as one batch (store.write_runs: one commit
+    per table for the group); one summary per log. The logs parsed before one that fails are
+    still written. With ``pending``, the runs are added to it for the caller to write."""
     summaries, items = [], []
     try:
         for path in paths:
@@ -186,7 +186,10 @@ def parse_files(paths: list[Path], out_dir: Path, fmt: str, warmup_steps: int | 
             if item is not None:
                 items.append(item)
     finally:
-        store.write_runs(out_dir, items)
+        if pending is None:
+            store.write_runs(out_dir, items)
+        else:
+            pending.extend(items)
     return summaries
 
 
@@ -224,7 +227,11 @@ def _run_all(files: list[Path], args: tuple[Path, str, int | None, RunContext], 
         # at least ~4 groups per worker, so the last ones still even out
         groups = _groups(files, sizes, min(GROUP_FILES, -(-len(files) // (workers * 4))))
         with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
-            for summaries in pool.map(_parse_group, [(group, *args, 1) for group in groups]):
+            # workers parse, this process writes: delta-rs's runtime does not survive a fork
+            for summaries, items, error in pool.map(_parse_group, [(group, *args, 1) for group in groups]):
+                store.write_runs(args[0], items)
+                if error is not None:
+                    raise error
                 yield from _reported(summaries, on_done)
         return
     for group in _groups(files, sizes, GROUP_FILES):
@@ -251,5 +258,11 @@ def _reported(summaries: list[dict[str, Any]], on_done: Callable[[dict[str, Any]
         yield summary
 
 
-def _parse_group(job: tuple) -> list[dict[str, Any]]:
-    return parse_files(*job)
+def _parse_group(job: tuple) -> tuple[list[dict[str, Any]], list, Exception | None]:
+    """A worker's group: summaries, the runs to write, and the error that stopped it."""
+    paths, out_dir, fmt, warmup_steps, ctx, workers = job
+    pending: list = []
+    try:
+        return parse_files(paths, out_dir, fmt, warmup_steps, ctx, workers, pending), pending, None
+    except Exception as exc:
+        return [], pending, exc

@@ -5,7 +5,6 @@ import datetime as dt
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from slurmkit.report.model import build_report, build_report_from_frames, synthetic_mask
 from slurmkit.results import store
@@ -87,13 +86,15 @@ def test_runs_with_no_pairs(runs, steps):
 
 
 def test_missing_columns_from_an_older_schema(tmp_path, runs):
-    """A runs file written with fewer columns (an older layout) reads, and the report says so."""
+    """A runs table written with fewer columns (an older layout) reads, and the report says so."""
+    from deltalake import DeltaTable, write_deltalake
+
     folder = tmp_path / "old" / "runs"
-    folder.mkdir(parents=True)
     keep = ["run_id", "status", "model", "site", "nodes", "time_to_target_s"]
     table = pa.Table.from_pandas(runs[keep].dropna(subset=["model"]), preserve_index=False)
-    table = table.replace_schema_metadata({b"slurmkit.schema_version": str(store.SCHEMA_VERSION).encode()})
-    pq.write_table(table, folder / "all.parquet")
+    DeltaTable.create(folder, table.schema, configuration={"slurmkit.schema_version": str(store.SCHEMA_VERSION)},
+                      raise_if_key_not_exists=False)
+    write_deltalake(folder, table, mode="append")
     report = build_report(tmp_path / "old")
     assert any("columns missing from the results (older schema?)" in n for n in report.notices)
     assert report.findings[0].startswith("B vs A (time for the target steps): m7 faster by 16.7%")
