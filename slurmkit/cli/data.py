@@ -15,7 +15,7 @@ DATASETS = ("dolly", "alpaca")
 @click.command("prepare-data")
 @click.argument("dataset", type=click.Choice(DATASETS))
 @click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder to write training.jsonl and validation.jsonl to "
                    "(the jobs read <datasets mount>/DATASET).")
 @click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -25,8 +25,10 @@ DATASETS = ("dolly", "alpaca")
 def prepare_data(dataset: str, input_file: Path, out_dir: Path, validation_fraction: float, seed: int) -> None:
     """Turn databricks-dolly-15k (JSONL) or Stanford Alpaca's alpaca_data.json (a JSON array)
     into the JSONL files NeMo's fine-tuning script reads, split into training and validation."""
+    from slurmkit.atomic import check_output_path
     from slurmkit.plan.finetune_data import prepare, write_prepared
 
+    check_output_path(out_dir, folder=True, option="--out")
     prepared = prepare(dataset, input_file, validation_fraction, seed)
     training, validation = write_prepared(prepared, out_dir)
     click.echo(f"wrote {training} ({_records(len(prepared.training))}) and {validation} "

@@ -97,7 +97,7 @@ def report(results: str, html_path: str | None, pdf_path: str | None, title: str
 
 
 @click.command("demo")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="slurmkit-demo",
+@click.option("--out", "out_dir", type=click.Path(), default="slurmkit-demo",
               show_default=True, help="Folder for the demo's run directories, results and reports.")
 def demo(out_dir: str) -> None:
     """Run the whole pipeline offline on shipped material (no cluster needed).
@@ -106,6 +106,8 @@ def demo(out_dir: str) -> None:
     8 vs 4 adapters), writes a SYNTHETIC log per job (labelled as such), parses them with three
     real public logs, compares, and writes the HTML and PDF reports.
     """
+    from slurmkit.atomic import check_output_path
     from slurmkit.demo import run_demo
 
+    check_output_path(out_dir, folder=True, option="--out")
     run_demo(out_dir, echo=click.echo)

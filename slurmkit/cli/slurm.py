@@ -140,13 +140,16 @@ def cancel(run_dir: Path, run_ids: tuple[str, ...]) -> None:
 
 @click.command()
 @RUN_DIR
-@click.option("--results", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--results", type=click.Path(path_type=Path),
               help="Results folder for the parser (default: RUN_DIR/results).")
 @click.option("--no-parse", is_flag=True, help="Only gather accounting and logs.")
 def collect(run_dir: Path, results: Path | None, no_parse: bool) -> None:
     """Gather RUN_DIR's accounting and logs, then parse the logs into Parquet."""
+    from slurmkit.atomic import check_output_path
     from slurmkit.slurm.collect import collect as collect_run
 
+    if results is not None:
+        check_output_path(results, folder=True, option="--results")
     report = collect_run(run_dir, _client())
     if report.accounting_file is None:
         click.echo(f"nothing submitted from {run_dir} yet (slurmkit submit {run_dir})")

@@ -71,6 +71,13 @@ def test_generate_out_onto_a_file_is_one_line(cli, blocker):
     one_error_line(cli("generate", SMOKE, "--out", "/proc/run"), "/proc/run", "--out")
 
 
+@pytest.mark.parametrize("command", [("demo", "--out"), ("prepare-data", "dolly", LOG, "--out"),
+                                     ("collect", str(ROOT), "--results")])
+def test_other_output_folders_onto_a_file_are_one_line(cli, blocker, command):
+    err = one_error_line(cli(*command, str(blocker)), str(blocker), command[-1])
+    assert "is a file, not a folder" in err
+
+
 def files_under(folder: Path) -> list[Path]:
     return [Path(root, name) for root, _, names in os.walk(folder) for name in names]
 
