@@ -9,7 +9,7 @@ bench/out/ (gitignored), then times on the same files, each command in its own p
 
 - ``grep -c iteration`` (the floor: one literal scan),
 - a naive parser: ``for line in open(f): re.search(...)`` per field, the way most scripts do it,
-- ``slurmkit parse DIR --out RESULTS`` end to end (Parquet written into a fresh folder under
+- ``slurmkit parse DIR --out RESULTS`` end to end (the Delta tables written into a fresh folder under
   bench/out each run; the time to create as many empty files there is printed beside it).
 
 It prints MB/s, the ratios to grep and to the naive parser (by wall time, and by CPU time,

@@ -75,9 +75,7 @@ def build_report(results_dir: Path | str, title: str | None = None, *, by: str |
              if completed else pd.DataFrame(columns=STEP_COLUMNS))
     # a damaged data file costs only its runs: those left out are named in the first notice
     damaged = store.unreadable(runs) + store.unreadable(steps)
-    counted = runs["steps_completed"].fillna(0) > 0 if "steps_completed" in runs else False
-    lost = set(runs.loc[runs["run_id"].isin(completed) & counted, "run_id"]) - set(steps["run_id"])
-    lost |= {r for item in damaged if item.table == "steps" for r in item.run_ids}
+    lost = {r for item in damaged if item.table == "steps" for r in item.run_ids}
     runs = runs[~runs["run_id"].isin(lost)]
     report = build_report_from_frames(runs, steps, title or f"slurmkit report: {Path(results_dir).name}",
                                       results_label=str(results_dir), by=by, baseline=baseline,

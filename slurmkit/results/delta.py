@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 
-if TYPE_CHECKING:  # deltalake is imported inside the functions (start-up time of the CLI)
+if TYPE_CHECKING:  # deltalake and pyarrow.dataset are imported where used (start-up time)
+    import pyarrow.dataset as pads
     from deltalake import DeltaTable
     from deltalake.transaction import AddAction
 
@@ -85,11 +85,11 @@ def table_version(table: DeltaTable) -> str:
 
 
 def replace_runs(path: Path, open_table: Callable[[], DeltaTable], data: Callable[[], Any],
-                 run_ids: Iterable[str], writer_properties: Any, schema: pa.Schema) -> int:
+                 run_ids: Iterable[str], writer_properties: Any, schema: pa.Schema) -> DeltaTable:
     """Replace every row of ``run_ids`` with ``data()`` (an Arrow table or stream) in one
     commit: a replace-where overwrite, so readers see the old rows or the new, never both or
     neither. A commit that loses a race with another writer is redone on a fresh snapshot; a
-    damaged data file in the way is set aside first (set_aside). Returns the commit's version."""
+    damaged data file in the way is set aside first (set_aside). Returns the table as committed."""
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import CommitFailedError, DeltaError
 
@@ -100,7 +100,7 @@ def replace_runs(path: Path, open_table: Callable[[], DeltaTable], data: Callabl
             write_deltalake(table, data(), mode="overwrite", predicate=predicate,
                             writer_properties=writer_properties,
                             commit_properties=CommitProperties(max_commit_retries=0))
-            return table.version()
+            return table
         except CommitFailedError:
             _pause(attempt)
         except DeltaError as exc:

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 from slurmkit.errors import Location, ResultsError
 from slurmkit.results import delta
@@ -163,13 +162,14 @@ def write_runs(results_dir: Path | str, items: list[tuple[dict[str, Any], pa.Tab
         return
     results_dir = Path(results_dir)
     rows = runs_table([run for run, _ in runs.values()])  # checks the columns before any commit
-    for name, schema, data in (("steps", STEPS_SCHEMA, lambda: _steps_stream(runs)),
-                               ("runs", RUNS_SCHEMA, lambda: rows)):
-        delta.replace_runs(results_dir / name, partial(_writable, results_dir, name), data,
-                           runs.keys(), _writer_properties(), schema)
-    from slurmkit.results import upkeep
+    written = {name: delta.replace_runs(results_dir / name, partial(_writable, results_dir, name), data,
+                                        runs.keys(), _writer_properties(), schema)
+               for name, schema, data in (("steps", STEPS_SCHEMA, lambda: _steps_stream(runs)),
+                                          ("runs", RUNS_SCHEMA, lambda: rows))}
+    if any(len(table.file_uris()) > COMPACT_FILES for table in written.values()):
+        from slurmkit.results import upkeep
 
-    upkeep.compact_if_needed(results_dir, COMPACT_FILES)
+        upkeep.compact_if_needed(results_dir, COMPACT_FILES)
 
 
 def _steps_stream(runs: dict[str, tuple[dict[str, Any], pa.Table]]) -> pa.RecordBatchReader:
@@ -264,6 +264,8 @@ def read_steps(results_dir: Path | str, run_ids: Iterable[str] | None = None,
     if table is None or not wanted:
         return _frame(_empty(STEPS_SCHEMA, columns), [])
     read = None if columns is None else list(dict.fromkeys([*columns, "run_id"]))
+    import pyarrow.dataset as pads  # here: writers (parse) never load it, nor the pandas it loads
+
     part, damaged = delta.read(table, "steps", read, pads.field("run_id").isin(wanted))
     delta.runs_held(table, damaged, wanted)
     part = _typed(part, STEPS_SCHEMA)
