@@ -42,6 +42,7 @@ FORMAT_CHOICES = ("auto", *FORMATS)
 PARALLEL_MIN_BYTES = 64 * 2**20  # below this, worker start-up costs more than it saves
 GROUP_FILES = 16           # logs per written batch: 2 Parquet files per group instead of per log
 GROUP_BYTES = 64 * 2**20   # ... or fewer, so a group's steps tables stay a modest size in memory
+WRITE_ROWS = 2**20         # a pool's groups are written together up to this many step rows (~100 MB)
 _JOB_ID = re.compile(r"[-_](\d+)$")
 
 
@@ -227,9 +228,14 @@ def _run_all(files: list[Path], args: tuple[Path, str, int | None, RunContext], 
         # at least ~4 groups per worker, so the last ones still even out
         groups = _groups(files, sizes, min(GROUP_FILES, -(-len(files) // (workers * 4))))
         with ProcessPoolExecutor(max_workers=workers, initializer=worker_init) as pool:
-            # workers parse, this process writes: delta-rs's runtime does not survive a fork
+            # workers parse, this process writes (delta-rs's runtime does not survive a fork),
+            # in as few commits as WRITE_ROWS step rows allow: one per table for most parses
+            pending: list = []
             for summaries, items, error in pool.map(_parse_group, [(group, *args, 1) for group in groups]):
-                store.write_runs(args[0], items)
+                pending += items
+                if error is not None or sum(steps.num_rows for _, steps in pending) >= WRITE_ROWS:
+                    store.write_runs(args[0], pending)
+                    pending = []
                 if error is not None:
                     raise error
                 yield from _reported(summaries, on_done)

@@ -174,7 +174,7 @@ def test_pool_keeps_order_and_reports_unknown_files_last(tmp_path: Path, monkeyp
     assert [p.location.file for p in err.value.problems] == [str(logs / "r03.out"), str(logs / "r08.out")]
     runs = store.read_runs(tmp_path / "res")
     assert sorted(runs["run_id"]) == [f"r{i:02d}" for i in range(12) if i not in (3, 8)]
-    assert len(list((tmp_path / "res" / "runs").glob("*.parquet"))) == 6  # groups of 2: 4 per worker
+    assert len(list((tmp_path / "res" / "runs").glob("*.parquet"))) == 1  # the pool's groups: one commit
 
 
 def test_unreadable_provenance_line_and_unknown_parameter_are_counted_warnings(tmp_path: Path):
