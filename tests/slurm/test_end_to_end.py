@@ -14,7 +14,7 @@ import pytest
 
 from slurmkit.cli import main
 from slurmkit.plan.make import make_plan
-from slurmkit.plan.render import write_plan
+from slurmkit.plan.render import render_plan, write_plan
 from slurmkit.rundir import sacct_rows
 
 pytest.importorskip("torch", reason="the example trainer needs torch (the trainer extra)")
@@ -27,7 +27,7 @@ STEP = re.compile(r"^SKTRAIN step=(\d+)/(\d+) loss=(\S+) ", re.MULTILINE)
 def test_torchrun_sweep_trains_across_two_nodes(tmp_path, cluster, wait, capsys, monkeypatch, no_slurmkit,
                                                 new_run_dir):
     run_dir = tmp_path / "smoke"
-    plan = make_plan(EXPERIMENT, sites=["local"])
+    plan = render_plan(make_plan(EXPERIMENT, sites=["local"]))
     write_plan(plan, run_dir)
     assert len(plan.jobs) >= 2 and all(j.params["nodes"] == 2 for j in plan.jobs)
     (trainer,) = (run_dir / "trainer").iterdir()
