@@ -44,7 +44,8 @@ def sites(out: Path) -> list[str]:
     paths = []
     for name, cost in COST_PER_NODE_HOUR.items():
         text = (shipped_dir("site-configs") / f"{name}.yaml").read_text(encoding="utf-8")
-        lines = [f"cost_per_node_hour: {cost}   # illustrative demo price, not a quote"
+        lines = [f"cost_per_node_hour: {cost}   # illustrative demo price, not a quote\n"
+                 "cost_source: illustrative demo price, not a quote"
                  if line.startswith("cost_per_node_hour:") else line for line in text.splitlines()]
         path = out / "site-configs" / f"{name}.yaml"
         write_text_atomic(path, "\n".join(lines) + "\n")
@@ -71,13 +72,16 @@ def generate(out: Path) -> list[Path]:
 def synthetic_logs(run_dir: Path) -> int:
     """One SYNTHETIC log per planned job, where the cluster would have written it."""
     from slurmkit.atomic import write_text_atomic
-    from slurmkit.rundir import log_path, read_plan
-    from slurmkit.samples.synthetic import synthetic_log
+    from slurmkit.rundir import SACCT_FILE, log_path, read_plan
+    from slurmkit.samples.synthetic import elapsed_s, synthetic_log, synthetic_sacct
 
     jobs = read_plan(run_dir).jobs
     for number, job in enumerate(jobs, start=1):
         text = synthetic_log(job.run_id, job.params, number)
         write_text_atomic(run_dir / log_path(job.run_id, f"synthetic-{number}"), text)
+    # SYNTHETIC accounting too, so the report shows a wall time beside the steps
+    write_text_atomic(run_dir / SACCT_FILE, synthetic_sacct(
+        [(f"synthetic-{n}", job.run_id, elapsed_s(job.params, job.run_id)) for n, job in enumerate(jobs, start=1)]))
     return len(jobs)
 
 
@@ -91,4 +95,5 @@ def parse(out: Path, run_dirs: list[Path]) -> int:
     if results.exists():
         shutil.rmtree(results)  # the demo's own output: rebuilt from scratch each time
     public = sorted(PUBLIC_LOGS_DIR.glob("*.log"))
-    return len(parse_paths([*(d / LOGS_DIR for d in run_dirs), *public], results))
+    parsed = sum(len(parse_paths([d / LOGS_DIR], results, run_dir=d)) for d in run_dirs)  # with its accounting
+    return parsed + len(parse_paths(public, results))

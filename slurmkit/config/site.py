@@ -127,6 +127,7 @@ class Site(Model):
     software: Software = Software()
     env: dict[EnvName, Line] = {}
     cost_per_node_hour: NonNegativeFloat | None = None
+    cost_source: Line | None = None  # where the price comes from ("illustrative", a quote): the report says it
 
     @field_validator("network")
     @classmethod

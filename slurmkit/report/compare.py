@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from slurmkit.errors import ResultsError
+from slurmkit.report.kinds import metric_kind
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {m.column: m for m in (
-    Metric("time_to_target_s", "time for the target steps", "s", False),
+    Metric("time_to_target_s", "extrapolated time for the target steps", "s", False),
     Metric("step_time_mean_s", "mean step time", "s", False),
     Metric("step_time_median_s", "median step time", "s", False),
     Metric("step_time_p95_s", "p95 step time", "s", False),
@@ -225,7 +226,7 @@ def metric_pairs(wide: pd.DataFrame, by: str, metrics: tuple[str, ...], noise_pc
     columns = ["pair", "model", "nodes", "workload", "precision", "tp", "pp", "gbs", "seq_len", "by",
                "baseline", "candidate", "base_site", "cand_site", "metric", "base_mean",
                "base_std", "base_n", "cand_mean", "cand_std", "cand_n", "delta", "ratio",
-               "change_pct", "gain_pct", "noise_pct", "noise_basis", "within_noise", "verdict"]
+               "change_pct", "gain_pct", "noise_pct", "noise_basis", "within_noise", "verdict", "kind"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -253,7 +254,7 @@ def _pair_record(row: pd.Series, by: str, metric: Metric, noise_pct: float) -> d
         "cand_mean": cand, "cand_std": cand_std, "cand_n": cand_n,
         "delta": cand - base, "ratio": cand / base, "change_pct": change, "gain_pct": gain,
         "noise_pct": threshold, "noise_basis": basis, "within_noise": within,
-        "verdict": verdict(metric, gain, within, threshold),
+        "verdict": verdict(metric, gain, within, threshold), "kind": metric_kind(col),
     }
 
 
@@ -344,11 +345,15 @@ def _gpus(row: pd.Series) -> float | None:
     return gpus
 
 
-def best_configs(configs: pd.DataFrame, metric: str = "tokens_per_s_per_gpu") -> pd.DataFrame:
-    """The best configuration per model and node count by ``metric`` (its direction known)."""
+def best_configs(configs: pd.DataFrame, metric: str = "tokens_per_s_per_gpu",
+                 noise_pct: float = DEFAULT_NOISE_PCT) -> pd.DataFrame:
+    """The best configuration per model and node count by ``metric`` (its direction known),
+    with the configurations within noise of it (``tied_with``: what sets each apart, e.g. its
+    site) and its margin over the next one (``margin_pct``, against ``noise_threshold_pct``)."""
     spec = METRICS[metric]
     show = ["model", "nodes", "site", "tp", "pp", "cp", "vpp", "mbs", "gbs", "seq_len", "precision"]
-    columns = [*show, "metric", "value", "std", "n", "n_configs"]
+    columns = [*show, "metric", "value", "std", "n", "n_configs", "runner_up_value", "margin_pct",
+               "noise_pct", "tied_with"]
     rows = configs[configs[f"{metric}_mean"].notna() & configs["model"].notna()]
     if rows.empty:
         return pd.DataFrame(columns=columns)
@@ -358,9 +363,36 @@ def best_configs(configs: pd.DataFrame, metric: str = "tokens_per_s_per_gpu") ->
         top = ordered.iloc[0]
         record = {c: top[c] for c in show}
         record.update(metric=metric, value=top[f"{metric}_mean"], std=top[f"{metric}_std"],
-                      n=int(top[f"{metric}_n"]), n_configs=len(group))
+                      n=int(top[f"{metric}_n"]), n_configs=len(group), runner_up_value=math.nan,
+                      margin_pct=math.nan, noise_pct=math.nan, tied_with=[])
+        for i, (_, other) in enumerate(ordered.iloc[1:].iterrows()):
+            gap, threshold = _gap_pct(top, other, metric, noise_pct)
+            if i == 0:
+                record.update(runner_up_value=other[f"{metric}_mean"], margin_pct=gap, noise_pct=threshold)
+            if gap <= threshold:
+                record["tied_with"].append(difference_label(top, other))
         records.append(record)
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _gap_pct(top: pd.Series, other: pd.Series, metric: str, noise_pct: float) -> tuple[float, float]:
+    """How far ``other`` is behind ``top`` (% of top) and the noise threshold for the two."""
+    mean = float(top[f"{metric}_mean"])
+    gap = abs(float(other[f"{metric}_mean"]) - mean) / abs(mean) * 100.0 if mean else math.inf
+    stds = [_num(row[f"{metric}_std"]) for row in (top, other)]
+    threshold, _ = noise_threshold_pct(mean, math.nan if stds[0] is None else stds[0], int(top[f"{metric}_n"]),
+                                       math.nan if stds[1] is None else stds[1], int(other[f"{metric}_n"]),
+                                       noise_pct)
+    return gap, threshold
+
+
+def difference_label(base: pd.Series, other: pd.Series) -> str:
+    """What sets ``other`` apart from ``base``: its site, then the job fields that differ
+    ('xe9680-4cx7', 'TP 2, GBS 256')."""
+    parts = [str(other["site"])] if _text(other["site"]) != _text(base["site"]) else []
+    parts += [f"{name.upper() if len(name) <= 3 else name} {_text(other[name])}" for name in JOB_FIELDS
+              if name not in ("model", "nodes") and _text(other[name]) != _text(base[name])]
+    return ", ".join(parts) or "an identical configuration"
 
 
 def cost_table(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -426,5 +458,5 @@ def compare_runs(runs: pd.DataFrame, by: str | None = None, metrics: tuple[str, 
     shown = all_pairs[all_pairs["metric"].isin(metrics)].reset_index(drop=True)
     return Comparison(by=chosen, baseline=base_value, metrics=metrics, configs=configs,
                       pairs=shown, summary=summarize_pairs(shown), scaling=scaling_table(configs, x),
-                      best=best_configs(configs), costs=cost_table(all_pairs),
+                      best=best_configs(configs, noise_pct=noise_pct), costs=cost_table(all_pairs),
                       noise_pct=noise_pct, notes=notes)

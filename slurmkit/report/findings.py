@@ -7,27 +7,42 @@ decided by :func:`slurmkit.report.compare.noise_threshold_pct` (repeat spread, o
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from slurmkit.report.compare import METRICS, Comparison
+from slurmkit.report.kinds import DERIVED, MEASURED, metric_kind
 from slurmkit.report.labels import value_text, variant_label
 from slurmkit.report.reference import architecture_key, matching_reference, reference_label, software_text
 
 MAX_LINES_PER_KIND = 6
 
 
-def write_findings(comparison: Comparison, runs: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
-    """Findings, most important first; empty when there is nothing to say."""
-    lines = []
-    lines += pair_findings(comparison)
-    lines += cost_findings(comparison)
-    lines += scaling_findings(comparison)
-    lines += best_findings(comparison)
-    lines += reference_findings(comparison, reference)
-    lines += failure_findings(runs)
-    return lines
+@dataclass(frozen=True)
+class Finding:
+    """One sentence of the summary and what its figures are: measured or derived."""
+
+    text: str
+    kind: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def write_findings(comparison: Comparison, runs: pd.DataFrame, reference: pd.DataFrame,
+                   price_sources: dict[str, str] | None = None) -> list[Finding]:
+    """Findings, most important first; empty when there is nothing to say. ``price_sources``:
+    where each site's cost per node-hour comes from (its site config's ``cost_source``)."""
+    metric = headline_metric(comparison)
+    pair_kind = metric_kind(metric) if metric else DERIVED
+    return [*(Finding(t, pair_kind) for t in pair_findings(comparison)),
+            *(Finding(t, DERIVED) for t in cost_findings(comparison, price_sources or {})),
+            *(Finding(t, DERIVED) for t in scaling_findings(comparison)),
+            *(Finding(t, DERIVED) for t in best_findings(comparison)),
+            *(Finding(t, DERIVED) for t in reference_findings(comparison, reference)),
+            *(Finding(t, MEASURED) for t in failure_findings(runs))]
 
 
 def _nodes_text(nodes: list) -> str:
@@ -85,9 +100,9 @@ def _num_or(value: Any, default: float = 0.0) -> float:
     return float(value) if pd.notna(value) else default
 
 
-def cost_findings(comparison: Comparison) -> list[str]:
+def cost_findings(comparison: Comparison, price_sources: dict[str, str] | None = None) -> list[str]:
     """Per model: extra cost and time saved of the candidate, per node count (medians when a
-    node count has several configurations)."""
+    node count has several configurations), ending with where the prices come from."""
     lines: list[str] = []
     costs, by = comparison.costs, comparison.by
     if by is None:  # costs are of a candidate against the baseline of a compared field
@@ -96,8 +111,23 @@ def cost_findings(comparison: Comparison) -> list[str]:
         parts = [_cost_phrase(nodes, mine) for nodes, mine in group.groupby("nodes", sort=True)]
         lines.append(f"Cost of {variant_label(by, candidate)} instead of "
                      f"{variant_label(by, comparison.baseline)}, {model}, "
-                     f"{_target_steps(comparison)}: " + "; ".join(parts) + ".")
-    return _capped(lines, "cost comparisons")
+                     f"{_target_steps(comparison)} (extrapolated time × nodes × price): "
+                     + "; ".join(parts) + ".")
+    lines = _capped(lines, "cost comparisons")
+    if lines:
+        lines[-1] += f" {price_text(price_sources or {})}"
+    return lines
+
+
+def price_text(price_sources: dict[str, str]) -> str:
+    """'Prices: illustrative (xe9680-4cx7, xe9680-8cx7).' or 'Prices: source not recorded.'"""
+    if not price_sources:
+        return "Prices per node-hour: source not recorded (set cost_source in the site config)."
+    by_source: dict[str, list[str]] = {}
+    for site, source in sorted(price_sources.items()):
+        by_source.setdefault(source, []).append(site)
+    return "Prices per node-hour: " + "; ".join(f"{source} ({', '.join(sites)})"
+                                                 for source, sites in by_source.items()) + "."
 
 
 def _cost_phrase(nodes: Any, rows: pd.DataFrame) -> str:
@@ -144,7 +174,8 @@ def scaling_findings(comparison: Comparison) -> list[str]:
 
 
 def best_findings(comparison: Comparison) -> list[str]:
-    """The best configuration of each model at its largest node count."""
+    """The best configuration of each model at its largest node count, named only when it is
+    ahead of every other one by more than the noise; otherwise the tie is the finding."""
     lines = []
     best = comparison.best
     for model, group in best.groupby("model", sort=True):
@@ -153,9 +184,16 @@ def best_findings(comparison: Comparison) -> list[str]:
             continue
         shape = ", ".join(f"{k.upper()} {int(top[k])}" for k in ("tp", "pp", "mbs", "gbs")
                           if pd.notna(top[k]))
-        lines.append(f"Best {model} configuration {_nodes_text([top['nodes']])} "
-                     f"({top['n_configs']} compared): "
-                     f"{top['site']}, {shape}: {top['value']:,.0f} tokens/s/GPU.")
+        where = f"{model} {_nodes_text([top['nodes']])} ({top['n_configs']} configurations compared)"
+        value = f"{top['site']}, {shape}: {top['value']:,.0f} tokens/s/GPU"
+        noise = f"noise ±{top['noise_pct']:.1f}%"
+        if top["tied_with"]:
+            lines.append(f"No best {where}: {value} and {', '.join(top['tied_with'])} "
+                         f"({top['runner_up_value']:,.0f}) tie within noise "
+                         f"({top['margin_pct']:.1f}% apart, {noise}).")
+        else:
+            lines.append(f"Best {where}: {value}, ahead of the next by {top['margin_pct']:.1f}% "
+                         f"({noise}).")
     return _capped(lines, "best configurations")
 
 
@@ -173,8 +211,9 @@ def reference_findings(comparison: Comparison, reference: pd.DataFrame) -> list[
         best = mine.sort_values("tokens_per_s_per_gpu_mean").iloc[-1]
         share = best["tokens_per_s_per_gpu_mean"] / ref["value"] * 100
         lines.append(f"Published reference, {ref['model']} {_nodes_text([ref['nodes']])}: "
-                     f"{best['tokens_per_s_per_gpu_mean']:,.0f} tokens/s/GPU measured, {share:.0f}% of "
-                     f"{ref['value']:,.0f} ({reference_label(ref, software_text(best.get('software')))}).")
+                     f"{best['tokens_per_s_per_gpu_mean']:,.0f} tokens/s/GPU from the runs' step "
+                     f"time, {share:.0f}% of {ref['value']:,.0f} "
+                     f"({reference_label(ref, software_text(best.get('software')))}).")
     return _capped(lines, "reference comparisons")
 
 

@@ -16,12 +16,14 @@ from matplotlib.figure import Figure
 from slurmkit import __version__
 from slurmkit.report import charts
 from slurmkit.report.compare import Comparison, compare_runs, normalize_runs
-from slurmkit.report.findings import headline_metric, write_findings
+from slurmkit.report.findings import Finding, headline_metric, write_findings
+from slurmkit.report.kinds import DERIVED, MEASURED
 from slurmkit.report.labels import variant_label
+from slurmkit.report.plans import price_sources, run_plans
 from slurmkit.report.reference import REFERENCE_CSV, config_software, load_reference
+from slurmkit.report.runs import failures_table, runs_table
 from slurmkit.report.tables import (
     Table,
-    fmt_metric,
     fmt_number,
     fmt_plain,
     fmt_text,
@@ -42,6 +44,7 @@ class Chart:
     caption: str
     figure: Figure | None = None
     missing_reason: str = ""
+    kind: str = ""  # what it draws: measured or derived (slurmkit.report.kinds)
 
 
 @dataclass
@@ -49,7 +52,7 @@ class Report:
     title: str
     generated_at: str
     notices: list[str] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     sites: Table | None = None
     tables: list[Table] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
@@ -104,11 +107,11 @@ def build_report_from_frames(runs: pd.DataFrame, steps: pd.DataFrame, title: str
     # the runs' software labels, so published numbers of the same version are preferred
     comparison.configs["software"] = config_software(comparison.configs, runs)
     reference = load_reference()
-    report.findings = write_findings(comparison, runs, reference)
+    report.findings = write_findings(comparison, runs, reference, price_sources(run_plans(runs)))
     report.sites = sites_table(runs)
     report.tables = comparison_tables(comparison)
     report.charts = build_charts(comparison, steps, reference)
-    report.runs = runs_table(runs)
+    report.runs = runs_table(runs, steps, synthetic_mask(runs))
     report.failures = failures_table(runs)
     report.provenance = provenance(runs, results_label)
     return report
@@ -163,17 +166,17 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
         tables.append(frame_table(f"Summary per model: {versus}", summary, [
             ("Model", "model", fmt_text, False), ("Candidate", "candidate", fmt_text, False),
             ("Metric", "metric_label", fmt_text, False), ("Pairs", "n_pairs", fmt_number, True),
-            ("Mean gain", "gain_mean_pct", lambda v: f"{v:+.1f}%", True),
-            ("Range", "range_text", fmt_text, True),
+            ("Mean gain", "gain_mean_pct", lambda v: f"{v:+.1f}%", True, DERIVED),
+            ("Range", "range_text", fmt_text, True, DERIVED),
             ("Within noise", "n_within_noise", fmt_number, True)],
             note="Gain: positive when the candidate is better (faster, higher throughput)."))
     if not comparison.costs.empty:
         tables.append(frame_table(f"Cost of the target steps: {versus}", comparison.costs, [
             ("Model", "model", fmt_text, False), ("Nodes", "nodes", fmt_number, True),
-            ("Time (min)", "time_text", fmt_text, True), ("Cost", "cost_text", fmt_text, True),
-            ("Time saved (min)", "time_saved_s", lambda v: f"{v / 60:+,.1f}", True),
-            ("Extra cost", "extra_cost_usd", lambda v: f"{'+' if v >= 0 else '−'}${abs(v):,.2f}", True),
-            ("Seconds saved per extra $", "saved_s_per_extra_usd", lambda v: fmt_number(v, 0), True),
+            ("Time (min)", "time_text", fmt_text, True, DERIVED), ("Cost", "cost_text", fmt_text, True, DERIVED),
+            ("Time saved (min)", "time_saved_s", lambda v: f"{v / 60:+,.1f}", True, DERIVED),
+            ("Extra cost", "extra_cost_usd", lambda v: f"{'+' if v >= 0 else '−'}${abs(v):,.2f}", True, DERIVED),
+            ("Seconds saved per extra $", "saved_s_per_extra_usd", lambda v: fmt_number(v, 0), True, DERIVED),
             ("Time difference", "within_noise", lambda v: "within noise" if v else "measurable", False)],
             note="Baseline → candidate. Cost = time for the target steps × nodes × the site's "
                  "cost per node-hour."))
@@ -181,9 +184,9 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
         tables.append(frame_table("Scaling against the smallest node count", comparison.scaling, [
             ("Model", "model", fmt_text, False), ("Site", "site", fmt_text, False),
             ("Nodes", "nodes", fmt_number, True), ("Base nodes", "base_nodes", fmt_number, True),
-            ("Tokens/s (all GPUs)", "tokens_per_s", fmt_number, True),
-            ("Speed-up", "speedup", lambda v: f"{v:.2f}×", True),
-            ("Efficiency", "efficiency", lambda v: f"{v * 100:.1f}%", True),
+            ("Tokens/s (all GPUs)", "tokens_per_s", fmt_number, True, DERIVED),
+            ("Speed-up", "speedup", lambda v: f"{v:.2f}×", True, DERIVED),
+            ("Efficiency", "efficiency", lambda v: f"{v * 100:.1f}%", True, DERIVED),
             ("Basis", "basis", fmt_text, False)]))
     if not comparison.best.empty:
         tables.append(frame_table("Best configuration per model and node count", comparison.best, [
@@ -192,7 +195,7 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
             ("PP", "pp", fmt_number, True), ("MBS", "mbs", fmt_number, True),
             ("GBS", "gbs", fmt_number, True), ("Seq", "seq_len", fmt_number, True),
             ("Precision", "precision", fmt_text, False),
-            ("Tokens/s/GPU", "value", fmt_number, True), ("Configs compared", "n_configs", fmt_number, True)]))
+            ("Tokens/s/GPU", "value", fmt_number, True, DERIVED), ("Configs compared", "n_configs", fmt_number, True)]))
     return tables
 
 
@@ -214,35 +217,37 @@ def build_charts(comparison: Comparison, steps: pd.DataFrame, reference: pd.Data
     palette = charts.Palette.for_configs(configs, field_name)
     specs = [
         ("time_to_target", "Time for the target steps vs nodes", "The reference design's headline "
-         "chart: target steps × mean step time after warm-up; mean of repeats, std as error bars.",
-         lambda: charts.time_to_target_chart(configs, palette)),
-        ("tokens_per_gpu", "Tokens/s per GPU vs nodes", "Measured throughput per GPU; hollow "
-         "black markers are published numbers for the same model, GPU and shape (their legend "
-         "names the software version when it is not the run's).",
-         lambda: charts.throughput_chart(configs, palette, reference)),
+         "chart, an extrapolation: target steps × mean step time after warm-up (start-up, warm-up, "
+         "data loading and checkpoints left out); mean of repeats, std as error bars.",
+         lambda: charts.time_to_target_chart(configs, palette), DERIVED),
+        ("tokens_per_gpu", "Tokens/s per GPU vs nodes", "Throughput per GPU from the measured step "
+         "time (GBS × sequence length / step time / GPUs); hollow black markers are published "
+         "numbers for the same model, GPU and shape (their legend names the software version when "
+         "it is not the run's).", lambda: charts.throughput_chart(configs, palette, reference), DERIVED),
         ("tflops_per_gpu", "TFLOPS per GPU vs nodes", "Model TFLOPS per GPU from the FLOPs per "
-         "token of Megatron's formula.", lambda: charts.tflops_chart(configs, palette, reference)),
+         "token of Megatron's formula.", lambda: charts.tflops_chart(configs, palette, reference), DERIVED),
         ("scaling_efficiency", "Scaling efficiency", "Per-GPU throughput against the smallest "
-         "node count of each series.", lambda: charts.efficiency_chart(comparison.scaling, configs, palette)),
+         "node count of each series.", lambda: charts.efficiency_chart(comparison.scaling, configs, palette),
+         DERIVED),
         ("mfu", "Model FLOPs utilisation", "MFU against the GPU's peak dense TFLOPS for the "
-         "run's precision.", lambda: charts.mfu_chart(configs, palette, reference)),
-        ("step_time_distribution", "Step-time distribution after warm-up", "Boxes: quartiles; "
-         "whiskers: 1.5 IQR; warm-up steps excluded.",
-         lambda: charts.step_time_box_chart(steps, configs, palette)),
-        ("loss", "Loss curves", "Loss of the first run of each configuration.",
-         lambda: charts.loss_chart(steps, configs, palette)),
+         "run's precision.", lambda: charts.mfu_chart(configs, palette, reference), DERIVED),
+        ("step_time_distribution", "Step-time distribution after warm-up", "Logged step times. "
+         "Boxes: quartiles; whiskers: 1.5 IQR; warm-up steps excluded.",
+         lambda: charts.step_time_box_chart(steps, configs, palette), MEASURED),
+        ("loss", "Loss curves", "Logged loss of the first run of each configuration.",
+         lambda: charts.loss_chart(steps, configs, palette), MEASURED),
     ]
     metric = headline_metric(comparison)
     if metric is not None:
         label = versus_label(comparison)
         specs.insert(1, ("ratio", f"{label}: gain per model and node count", "Positive: the "
                          "candidate is better; grey bars are within noise; whiskers show the "
-                         "noise band.", lambda: charts.ratio_chart(comparison.pairs, metric, label)))
+                         "noise band.", lambda: charts.ratio_chart(comparison.pairs, metric, label), DERIVED))
     out = []
-    for name, title, caption, draw in specs:
+    for name, title, caption, draw, kind in specs:
         figure = draw()
         reason = "" if figure is not None else "no completed runs carry the values this chart needs"
-        out.append(Chart(name, title, caption, figure, reason))
+        out.append(Chart(name, title, caption, figure, reason, kind))
     return out
 
 
@@ -266,38 +271,6 @@ def sites_table(runs: pd.DataFrame) -> Table | None:
         else:
             rows.append([label, *(fmt_plain(v) for v in first[column])])
     return Table("Hardware, network, storage and cost per site", ["", *first["site"].astype(str)], rows)
-
-
-def runs_table(runs: pd.DataFrame) -> Table:
-    frame = runs.sort_values(["model", "site", "nodes", "repeat", "run_id"], na_position="last")
-    frame = frame.assign(
-        progress=[f"{fmt_number(a)}/{fmt_number(b)}"
-                  for a, b in zip(frame["steps_completed"], frame["steps_target"])],
-        source=frame["source_format"].astype("string").fillna("–").where(~synthetic_mask(frame), "SYNTHETIC"))
-    return frame_table("Runs", frame, [
-        ("Run", "run_id", fmt_text, False), ("Log", "source", fmt_text, False),
-        ("Model", "model", fmt_text, False),
-        ("Site", "site", fmt_text, False), ("Nodes", "nodes", fmt_number, True),
-        ("TP", "tp", fmt_number, True), ("PP", "pp", fmt_number, True),
-        ("GBS", "gbs", fmt_number, True), ("Rep.", "repeat", fmt_number, True),
-        ("Status", "status", fmt_text, False), ("Steps", "progress", fmt_text, True),
-        ("Step (s)", "step_time_mean_s", lambda v: fmt_metric("step_time_mean_s", v), True),
-        ("Target (min)", "time_to_target_s", lambda v: fmt_number(v / 60 if pd.notna(v) else v, 1), True),
-        ("Tokens/s/GPU", "tokens_per_s_per_gpu", fmt_number, True),
-        ("TFLOPS/GPU", "tflops_per_gpu", fmt_number, True),
-        ("MFU", "mfu", lambda v: fmt_metric("mfu", v), True)])
-
-
-def failures_table(runs: pd.DataFrame) -> Table | None:
-    failed = runs[runs["status"] != "completed"]
-    if failed.empty:
-        return None
-    return frame_table("Runs that did not complete", failed.sort_values("run_id"), [
-        ("Run", "run_id", fmt_text, False), ("Status", "status", fmt_text, False),
-        ("Reason", "failure_reason", lambda v: fmt_text(v).replace("_", " "), False),
-        ("Last step", "last_step", fmt_number, True),
-        ("Evidence", "failure_evidence", lambda v: fmt_text(v)[:240], False),
-        ("Log", "source_file", fmt_text, False)])
 
 
 def site_files_text(runs: pd.DataFrame) -> str:

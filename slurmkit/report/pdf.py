@@ -31,8 +31,9 @@ from reportlab.platypus import (
 
 from slurmkit.atomic import write_bytes_atomic
 from slurmkit.report.charts import figure_png
+from slurmkit.report.kinds import legend, mark, short_legend
 from slurmkit.report.model import Chart, Report
-from slurmkit.report.tables import Table
+from slurmkit.report.tables import Table, marked_text
 
 PAGE = landscape(A4)
 WRAP_CHARS = 40
@@ -79,16 +80,17 @@ def _table(table: Table, styles: dict[str, ParagraphStyle], width: float) -> lis
     """A long table; short cells stay plain strings (far faster than a Paragraph each) sized to
     their text, long ones wrap in the width that is left."""
     body_font, head_font = styles["cell"].fontName, styles["head"].fontName
-    wrap = [any(len(row[i]) > WRAP_CHARS for row in table.rows) for i in range(len(table.columns))]
-    widths = [max([stringWidth(h, head_font, 7), *(stringWidth(r[i], body_font, 7) for r in table.rows
+    columns, rows = marked_text(table)  # measured/derived marks: 'Step (s) [m]'
+    wrap = [any(len(row[i]) > WRAP_CHARS for row in rows) for i in range(len(columns))]
+    widths = [max([stringWidth(h, head_font, 7), *(stringWidth(r[i], body_font, 7) for r in rows
                                                    if not wrap[i])]) + 8
-              for i, h in enumerate(table.columns)]
+              for i, h in enumerate(columns)]
     spare = max(width - sum(w for w, x in zip(widths, wrap) if not x), 0)
     widths = [max(spare / sum(wrap), 90.0) if x else w for w, x in zip(widths, wrap)]
     body = [[_p(cell, styles["cell"]) if wrap[i] else cell for i, cell in enumerate(row)]
-            for row in table.rows]
+            for row in rows]
     right = [("ALIGN", (i, 0), (i, -1), "RIGHT") for i, num in enumerate(table.numeric) if num]
-    grid = LongTable([table.columns, *body], colWidths=widths, repeatRows=1, hAlign="LEFT")
+    grid = LongTable([columns, *body], colWidths=widths, repeatRows=1, hAlign="LEFT")
     grid.setStyle(TableStyle([
         ("FONT", (0, 0), (-1, 0), head_font, 7, 8.6),
         ("FONT", (0, 1), (-1, -1), body_font, 7, 8.6),
@@ -101,6 +103,8 @@ def _table(table: Table, styles: dict[str, ParagraphStyle], width: float) -> lis
     out = [_p(table.title, styles["h3"]), grid]
     if table.note:
         out.append(_p(table.note, styles["note"]))
+    if table.marked:
+        out.append(_p(short_legend(), styles["note"]))
     return out
 
 
@@ -117,7 +121,8 @@ def _chart(chart: Chart, styles: dict[str, ParagraphStyle], max_w: float, max_h:
     scale = min(max_w / (width_in * 72), max_h / (height_in * 72))
     image = Image(io.BytesIO(figure_png(chart.figure)), width=width_in * 72 * scale,
                   height=height_in * 72 * scale, hAlign="LEFT")
-    return [KeepTogether([image, _p(chart.caption, styles["note"])])]
+    caption = f"[{mark(chart.kind)}] {chart.caption}" if chart.kind else chart.caption
+    return [KeepTogether([image, _p(caption, styles["note"])])]
 
 
 def render_pdf(report: Report) -> bytes:
@@ -129,8 +134,9 @@ def render_pdf(report: Report) -> bytes:
     story = [_p(report.title, styles["title"]),
              _p(f"Generated {report.generated_at} by slurmkit", styles["meta"])]
     story += [_p(n, styles["notice"]) for n in report.notices]
+    story.append(_p("Every figure is marked [m] measured or [d] derived. " + legend(), styles["body"]))
     story.append(_p("Findings", styles["h2"]))
-    story += [_p(f, styles["finding"]) for f in report.findings] or [
+    story += [_p(f"{f.text} [{mark(f.kind)}]", styles["finding"]) for f in report.findings] or [
         _p("No findings: the results hold nothing to compare.", styles["note"])]
     if report.sites:
         story += _section("Sites", report.sites, styles, doc.width)

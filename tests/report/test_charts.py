@@ -98,7 +98,7 @@ def test_ratio_chart_bars_are_gains_grey_within_noise(comparison):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["m7\n1 nodes", "m7\n2 nodes"]
     assert ax.patches[0].get_facecolor()[:3] == pytest.approx((0xBB / 255,) * 3)   # within noise
     assert [t.get_text() for t in ax.texts] == ["+1.0%", "+16.7%"]
-    assert fig._suptitle.get_text() == "8 adapters vs 4 adapters: gain in time for the target steps"
+    assert fig._suptitle.get_text() == "8 adapters vs 4 adapters: gain in extrapolated time for the target steps"
 
 
 def test_step_time_box_chart_after_warmup(comparison, palette, steps):

@@ -13,9 +13,10 @@ def test_compare_table(cli, results_dir):
     code, out, err = cli("compare", str(results_dir), "--metric", "time_to_target_s")
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0] == "8 adapters vs 4 adapters: time for the target steps (s)"
-    assert lines[1].split() == ["Model", "Nodes", "4", "adapters", "(baseline)", "8", "adapters",
-                                "Ratio", "Change", "Verdict"]
+    assert lines[0] == "8 adapters vs 4 adapters: extrapolated time for the target steps (s)"
+    assert lines[1].split() == ["Model", "Nodes", "4", "adapters", "(baseline)", "[d]", "8", "adapters",
+                                "[d]", "Ratio", "[d]", "Change", "[d]", "Verdict", "[d]"]
+    assert lines[-1].startswith("m = measured: read from a log or from Slurm accounting")
     assert lines[3].split() == ["m7", "1", "1,010", "±", "14.142", "(n=2)", "1,000", "±", "14.142",
                                 "(n=2)", "0.990", "-1.0%", "within", "noise", "(±2.8%)"]
     assert lines[4].split() == ["m7", "2", "600", "±", "0.000", "(n=2)", "500", "±", "0.000", "(n=2)",
@@ -37,8 +38,8 @@ def test_compare_csv_and_json_carry_raw_numbers(cli, results_dir):
 
 def test_compare_markdown(cli, results_dir):
     code, out, _ = cli("compare", str(results_dir), "--format", "markdown")
-    assert code == 0 and out.startswith("### 8 adapters vs 4 adapters: time for the target steps (s)\n\n"
-                                  "| Model | Nodes | 4 adapters (baseline) | 8 adapters |")
+    assert code == 0 and out.startswith("### 8 adapters vs 4 adapters: extrapolated time for the target steps (s)\n\n"
+                                  "| Model | Nodes | 4 adapters (baseline) [d] | 8 adapters [d] |")
     assert "|---|---:|---:|---:|---:|---:|---|" in out
 
 
@@ -93,7 +94,7 @@ def test_demo_runs_the_whole_pipeline_offline(cli, tmp_path):
         f"parsed 17 logs (synthetic + real public samples) into {tmp_path / 'demo'}/results"]
     html = (tmp_path / "demo" / "reports" / "demo.html").read_text()
     assert "14 of 17 runs come from SYNTHETIC logs" in html
-    assert "8 adapters vs 4 adapters (time for the target steps): llama2-70b" in html
+    assert "8 adapters vs 4 adapters (extrapolated time for the target steps): llama2-70b" in html
     assert html.count("<svg") == 8
     assert "nccl timeout" in html and "time limit" in html               # the real public failures
     text = " ".join(p.extract_text() for p in PdfReader(tmp_path / "demo" / "reports" / "demo.pdf").pages)

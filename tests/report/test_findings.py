@@ -14,7 +14,7 @@ def test_node_lists_read_naturally():
 
 def test_pair_finding_states_gain_and_noise(runs):
     assert pair_findings(compare_runs(runs)) == [
-        "8 adapters vs 4 adapters (time for the target steps): m7 faster by 16.7% on 2 nodes, "
+        "8 adapters vs 4 adapters (extrapolated time for the target steps): m7 faster by 16.7% on 2 nodes, "
         "within noise on 1 node."]
 
 
@@ -36,7 +36,7 @@ def test_several_shapes_per_node_count_give_a_range_not_a_list(runs, make_run):
     c = compare_runs(pd.concat([runs, extra]))
     assert len(c.costs) == 3                                      # one row per pair, no cross product
     assert pair_findings(c) == [
-        "8 adapters vs 4 adapters (time for the target steps): m7 +5.0% to +16.7% on 2 nodes "
+        "8 adapters vs 4 adapters (extrapolated time for the target steps): m7 +5.0% to +16.7% on 2 nodes "
         "(2 configurations, 2 beyond noise), within noise on 1 node."]
 
 

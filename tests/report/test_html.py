@@ -177,3 +177,32 @@ def test_chromium_opens_the_report_without_errors(html_file, tmp_path):
     (tmp_path / "report.png").write_bytes(png)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
     assert problems == []
+
+
+@pytest.mark.chromium
+@needs_chromium
+def test_chromium_shows_the_measured_derived_legend_and_the_steps_column(html_file, tmp_path):
+    """Issue 12.1: the text Chromium renders carries the legend, the marked Steps column (last
+    step / target) and the extrapolation named as such; the screenshot is a real page."""
+    assert CHROMIUM, "chromium is not installed (scripts/setup-machine installs it)"
+    browser = Browser(tmp_path / "profile")
+    try:
+        browser.open(html_file.as_uri())
+        shown = browser.call("Runtime.evaluate", {"returnByValue": True, "expression": (
+            "JSON.stringify({legend: document.getElementById('legend').innerText, "
+            "heads: [...document.querySelectorAll('#runs th')].map(t => t.innerText), "
+            "cells: [...document.querySelectorAll('#runs tbody tr')].map(r => [...r.cells].map(c => c.innerText))})")})
+        shot = browser.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    finally:
+        browser.close()
+    page = json.loads(shown["result"]["value"])
+    assert page["legend"].startswith("Every figure is marked m measured or d derived.")
+    assert "d = derived: computed from measured values" in page["legend"]
+    heads = page["heads"]
+    assert "Steps\nm" in heads or "Stepsm" in heads or "Steps m" in heads, heads
+    assert any(h.startswith("Target, extrapolated (min)") for h in heads)
+    steps = [row[heads.index(next(h for h in heads if h.startswith("Steps")))] for row in page["cells"]]
+    assert steps.count("500/500") == 9 and "120/500" in steps             # completed runs; the failed one's last step
+    png = base64.b64decode(shot["data"])
+    (tmp_path / "report-kinds.png").write_bytes(png)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000

@@ -24,14 +24,14 @@ def test_full_report_from_a_results_folder(results_dir):
     assert report.title == "Hand set"
     assert [c.name for c in report.charts] == CHARTS
     assert all(c.figure is not None for c in report.charts)
-    assert report.findings[0] == ("8 adapters vs 4 adapters (time for the target steps): "
+    assert report.findings[0].text == ("8 adapters vs 4 adapters (extrapolated time for the target steps): "
                                   "m7 faster by 16.7% on 2 nodes, within noise on 1 node.")
     assert "1 of 11 runs carry no parameters" in report.notices[0]
-    assert any(f.startswith("2 of 11 runs did not complete: oom 1, incomplete 1") for f in report.findings)
+    assert any(f.text.startswith("2 of 11 runs did not complete: oom 1, incomplete 1") for f in report.findings)
     assert report.sites.columns == ["", "A", "B"]
     assert ["Adapters per node", "4", "8"] in report.sites.rows
     assert [t.title for t in report.tables] == [
-        "8 adapters vs 4 adapters: time for the target steps (s)",
+        "8 adapters vs 4 adapters: extrapolated time for the target steps (s)",
         "8 adapters vs 4 adapters: mean step time (s)", "8 adapters vs 4 adapters: tokens/s/GPU",
         "Summary per model: 8 adapters vs 4 adapters",
         "Cost of the target steps: 8 adapters vs 4 adapters",
@@ -44,9 +44,11 @@ def test_full_report_from_a_results_folder(results_dir):
 
 
 def test_cost_and_scaling_findings_read_right(runs, steps):
-    findings = _build(runs, steps).findings
-    assert ("Cost of 8 adapters instead of 4 adapters, m7, 500 steps: on 1 node +$1.36 and no time "
-            "gain beyond noise; on 2 nodes +$0.83 and saves 1.7 min, 120 s per extra $.") in findings
+    findings = [f.text for f in _build(runs, steps).findings]
+    assert ("Cost of 8 adapters instead of 4 adapters, m7, 500 steps (extrapolated time × nodes × "
+            "price): on 1 node +$1.36 and no time gain beyond noise; on 2 nodes +$0.83 and saves 1.7 "
+            "min, 120 s per extra $. Prices per node-hour: source not recorded (set cost_source in the "
+            "site config).") in findings
     assert ("Scaling, m7 · 4 adapters: 2 nodes reach 90% efficiency against 1 node (speed-up 1.80x "
             "for 2x the nodes, by tokens/s/GPU).") in findings
 
@@ -74,7 +76,7 @@ def test_all_runs_failed(runs):
     report = _build(runs.assign(status="failed", failure_reason="nccl_timeout"))
     assert any(n.startswith("None of the 11 runs completed") for n in report.notices)
     assert all(c.figure is None for c in report.charts)              # never an empty chart
-    assert report.findings == ["11 of 11 runs did not complete: nccl timeout 11."]
+    assert [f.text for f in report.findings] == ["11 of 11 runs did not complete: nccl timeout 11."]
     assert len(report.failures.rows) == 11
 
 
@@ -97,7 +99,7 @@ def test_missing_columns_from_an_older_schema(tmp_path, runs):
     write_deltalake(folder, table, mode="append")
     report = build_report(tmp_path / "old")
     assert any("columns missing from the results (older schema?)" in n for n in report.notices)
-    assert report.findings[0].startswith("B vs A (time for the target steps): m7 faster by 16.7%")
+    assert report.findings[0].text.startswith("B vs A (extrapolated time for the target steps): m7 faster by 16.7%")
 
 
 def test_synthetic_runs_are_flagged(runs):

@@ -19,8 +19,8 @@ def test_pdf_pages_and_text(results_dir, tmp_path):
     pages, text = _text(path.read_bytes())
     assert 4 <= pages <= 12
     flat = " ".join(text.split())
-    for expected in ("Hand set", "Findings", "8 adapters vs 4 adapters (time for the target steps): m7 faster by 16.7%",
-                     "Sites", "8 adapters vs 4 adapters: time for the target steps (s)", "Cost of the target steps",
+    for expected in ("Hand set", "Findings", "8 adapters vs 4 adapters (extrapolated time for the target steps): m7 faster by 16.7%",
+                     "Sites", "8 adapters vs 4 adapters: extrapolated time for the target steps (s)", "Cost of the target steps",
                      "Charts", "m7-n2-A-r2", "CUDA out of memory", "Provenance", "slurmkit version"):
         assert expected in flat, expected
     assert "page 1" in flat                                           # footer on every page

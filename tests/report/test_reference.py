@@ -195,7 +195,7 @@ def _shown(make_run, software):
 def test_same_version_comparison_carries_no_mark(make_run):
     legend, findings = _shown(make_run, "NeMo 24.07")
     assert legend == "published: NVIDIA NeMo perf. table, NeMo 24.07"
-    assert findings == ["Published reference, llama2-7b on 1 node: 100 tokens/s/GPU measured, 83% of 120 "
+    assert findings == ["Published reference, llama2-7b on 1 node: 100 tokens/s/GPU from the runs' step time, 83% of 120 "
                         "(published: NVIDIA NeMo perf. table, NeMo 24.07)."]
 
 
@@ -217,8 +217,8 @@ def test_the_report_annotates_configurations_with_their_runs_software(make_run):
     runs = pd.DataFrame([make_run("llama3-70b", 8, "A", r, time_s=1000.0, tps=1400.0, precision="fp8",
                                   seq_len=8192, gbs=128, software="NeMo 24.05") for r in (0, 1)])
     report = build_report_from_frames(runs, pd.DataFrame(columns=["run_id", "step", "step_time_s", "loss"]), "T")
-    lines = [f for f in report.findings if f.startswith("Published reference")]
-    assert lines == ["Published reference, llama3-70b on 8 nodes: 1,400 tokens/s/GPU measured, 97% of 1,444 "
+    lines = [f.text for f in report.findings if f.text.startswith("Published reference")]
+    assert lines == ["Published reference, llama3-70b on 8 nodes: 1,400 tokens/s/GPU from the runs' step time, 97% of 1,444 "
                      "(published: NVIDIA NeMo perf. table, NeMo 24.05)."]
 
 
@@ -254,9 +254,9 @@ def test_software_survives_the_results_store_into_the_report(tmp_path, make_run,
     labels = {c.get_label() for c in chart.figure.axes[0].collections if c.get_label().startswith("published")}
     assert labels == {"published: NVIDIA NeMo perf. table — published with NeMo 24.05; this run: NeMo 24.09",
                       "published: NVIDIA NeMo perf. table — published with NeMo 24.07; this run: NeMo 24.09"}
-    lines = [f for f in report.findings if f.startswith("Published reference")]
+    lines = [f.text for f in report.findings if f.text.startswith("Published reference")]
     assert lines == [
-        "Published reference, llama2-7b on 1 node: 16,000 tokens/s/GPU measured, 94% of 16,934 (published: "
+        "Published reference, llama2-7b on 1 node: 16,000 tokens/s/GPU from the runs' step time, 94% of 16,934 (published: "
         "NVIDIA NeMo perf. table — published with NeMo 24.07; this run: NeMo 24.09).",
-        "Published reference, llama2-7b on 1 node: 16,000 tokens/s/GPU measured, 99% of 16,154 (published: "
+        "Published reference, llama2-7b on 1 node: 16,000 tokens/s/GPU from the runs' step time, 99% of 16,154 (published: "
         "NVIDIA NeMo perf. table — published with NeMo 24.05; this run: NeMo 24.09)."]
