@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from slurmkit.config.yamlsource import Document
     from slurmkit.plan.make import JobPlan
 
+# the default is slurmkit.config.sweep.MAX_POINTS (not imported here: click only at module level)
+MAX_POINTS = click.option("--max-points", type=click.IntRange(min=1), default=100_000, show_default=True,
+                          help="Refuse a sweep of more jobs than this, before expanding it.")
 SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Folder of site configs, searched first (repeatable); then site-configs/ beside "
                              "the experiment, in the working directory, and the shipped ones.")
@@ -35,15 +38,20 @@ SITE_DIR = click.option("--site-dir", "site_dirs", multiple=True, type=click.Pat
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @format_option()
 @click.option("--force", is_flag=True, help="Write into a run directory that holds another experiment's plan.")
+@MAX_POINTS
 def generate(experiment: str, sites: tuple[str, ...], site_dirs: tuple[Path, ...], out_dir: Path | None,
-             templates_dir: Path | None, dry_run: bool, strict: bool, fmt: str, force: bool) -> None:
+             templates_dir: Path | None, dry_run: bool, strict: bool, fmt: str, force: bool, max_points: int) -> None:
     """Validate EXPERIMENT (a YAML file or a shipped experiment's name) and write plan.json and
     one sbatch script per job."""
     from slurmkit.atomic import check_output_path
     from slurmkit.plan.make import make_plan
     from slurmkit.plan.render import render_plan, write_plan
+    from slurmkit.plan.runid import check_run_dir
 
-    plan = make_plan(experiment, list(sites) or None, strict=strict, site_dirs=list(site_dirs) or None)
+    plan = make_plan(experiment, list(sites) or None, strict=strict, site_dirs=list(site_dirs) or None,
+                     max_points=max_points)
+    if not dry_run:  # before any output: the run directory's paths must fit the file system
+        check_run_dir(str(out_dir or Path("runs") / plan.experiment), [job.run_id for job in plan.jobs])
     render_plan(plan, templates_dir)  # also in a dry run: a template error is found before submit day
     for problem in plan.warnings:
         click.echo(f"warning: {problem}", err=True)
@@ -76,7 +84,9 @@ def _print_jobs(jobs: list[JobPlan], fmt: str, axes: tuple[str, ...] = ()) -> No
 @click.option("--site", "sites", multiple=True, help="Site name or file replacing an experiment's sites.")
 @SITE_DIR
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def validate(paths: tuple[str, ...], sites: tuple[str, ...], site_dirs: tuple[Path, ...], strict: bool) -> None:
+@MAX_POINTS
+def validate(paths: tuple[str, ...], sites: tuple[str, ...], site_dirs: tuple[Path, ...], strict: bool,
+             max_points: int) -> None:
     """Check experiments and site configs (files or site names); report every problem."""
     from slurmkit.config.site import load_site
     from slurmkit.config.yamlsource import load_yaml
@@ -90,7 +100,8 @@ def validate(paths: tuple[str, ...], sites: tuple[str, ...], site_dirs: tuple[Pa
                 load_site(path, list(site_dirs) or None)
                 click.echo(f"ok: {path} (site)")
             else:
-                plan = make_plan(path, list(sites) or None, strict=strict, site_dirs=list(site_dirs) or None)
+                plan = make_plan(path, list(sites) or None, strict=strict, site_dirs=list(site_dirs) or None,
+                                 max_points=max_points)
                 for problem in plan.warnings:
                     click.echo(f"warning: {problem}", err=True)
                 click.echo(f"ok: {path} ({len(plan.jobs)} jobs)")
@@ -103,6 +114,12 @@ def validate(paths: tuple[str, ...], sites: tuple[str, ...], site_dirs: tuple[Pa
 def _is_site(path: str, load_yaml: Callable[[str], Document]) -> bool:
     """A site is a site name, or a YAML mapping with a `scheduler` key; other names are
     shipped experiments."""
+    from slurmkit.config.limits import path_problem
+    from slurmkit.errors import ConfigError, Location
+
+    problem = path_problem(path if path.endswith((".yaml", ".yml")) else f"{path}.yaml")
+    if problem:  # before Path.exists, which raises OSError for it
+        raise ConfigError(problem, location=Location(path[:80]), hint="use a shorter path or name")
     if not Path(path).exists() and not path.endswith((".yaml", ".yml")):
         from slurmkit.config.experiment import shipped_experiments
 

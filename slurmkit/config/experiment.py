@@ -23,7 +23,7 @@ from slurmkit.config.schema import (
     json_schema,
 )
 from slurmkit.config.site import EnvName
-from slurmkit.config.sweep import Combination, Value, expand
+from slurmkit.config.sweep import MAX_POINTS, Combination, Value, check_size, expand
 from slurmkit.config.yamlsource import Document, load_yaml, validation_problems, value_hint
 from slurmkit.errors import ConfigError, Problem
 from slurmkit.resources import shipped_dir
@@ -126,9 +126,10 @@ def find_experiment_file(name_or_file: Path | str) -> Path:
                       hint=f"shipped experiments: {', '.join(shipped_experiments())}")
 
 
-def load_experiment(path: Path | str, sites: list[str] | None = None, display: str | None = None
-                    ) -> LoadedExperiment:
-    """Load and expand an experiment; ``sites`` (from --site) replaces the file's ``sites``."""
+def load_experiment(path: Path | str, sites: list[str] | None = None, display: str | None = None,
+                    max_points: int = MAX_POINTS) -> LoadedExperiment:
+    """Load and expand an experiment; ``sites`` (from --site) replaces the file's ``sites``;
+    a sweep of more than ``max_points`` jobs is refused before it is expanded."""
     path = find_experiment_file(path)
     doc = load_yaml(path, display=display or str(path))
     data = doc.data
@@ -147,6 +148,8 @@ def load_experiment(path: Path | str, sites: list[str] | None = None, display: s
     site_names = sites or (experiment.sites if experiment else ["?"])
     site_axis = [Value(s, ("sites",) + ((i,) if not sites else ())) for i, s in enumerate(site_names)]
     base = {k: Value(v, (k,)) for k, v in data.items() if k in POINT_FIELDS}
+    check_size(doc, [("site", site_axis), *axes], include, exclude,  # before expanding: bounded work
+               experiment.repeats if experiment else 1, max_points)
     combos = expand([("site", site_axis), *axes], include, exclude)
     points = [{**base, **combo} for combo in combos]
     if problems or experiment is None:

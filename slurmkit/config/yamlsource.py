@@ -2,7 +2,8 @@
 
 A `Document` holds the plain data and a map from each key path (``("gpu", "count_per_node")``)
 to its line and column, so a validation error's ``loc`` can be reported as ``file:line:col``.
-Only the safe loader is used; ``!!python/...`` tags are refused with a clear message.
+Only the safe loader is used; ``!!python/...`` tags are refused with a clear message. Size,
+characters, aliases and nesting are bounded first (`slurmkit.config.limits`).
 """
 from __future__ import annotations
 
@@ -13,14 +14,42 @@ from typing import Any
 
 import yaml
 
+from slurmkit.config.limits import MAX_NUMBER_CHARS, check_characters, check_structure, read_config
 from slurmkit.errors import ConfigError, Location, Problem
 
 Path_ = tuple  # a key path: tuple of str keys and int indexes
 
 try:  # libyaml's composer is much faster; positions are the same
-    _Loader = yaml.CSafeLoader
+    _Base = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - pure-Python PyYAML
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """The safe loader, refusing at their position the numbers and dates Python cannot hold."""
+
+    def __init__(self, text: str, file: str = "") -> None:
+        super().__init__(text)
+        self.file = file
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    if len(node.value) > MAX_NUMBER_CHARS:  # int() refuses 4,300 digits with a ValueError
+        raise ConfigError(f"a number of {len(node.value):,} characters is too long (at most {MAX_NUMBER_CHARS})",
+                          location=Location(loader.file, *_pos(node)), hint="quote it if it is text")
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:  # 2024-02-30: YAML's pattern matches, the calendar does not
+        raise ConfigError(f"invalid date {node.value!r}: {exc}", location=Location(loader.file, *_pos(node)),
+                          hint="quote it if it is text") from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 @dataclass
@@ -48,19 +77,15 @@ class Document:
 def load_yaml(path: Path | str, *, display: str | None = None) -> Document:
     """Read a YAML file; raise ConfigError with the file position on any syntax problem."""
     name = display or str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"file not found: {path}", location=Location(name)) from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}", location=Location(name)) from None
-    return parse_yaml(text, name)
+    return parse_yaml(read_config(path, name), name)
 
 
 def parse_yaml(text: str, name: str) -> Document:
     """Parse YAML text (``name`` is used in messages)."""
-    loader = _Loader(text)
+    check_characters(text, name)
+    loader = _Loader(text, name)
     try:
+        check_structure(_Loader(text), name)  # bounds what the composer below may build
         node = loader.get_single_node()
         if node is None:
             return Document(name, None, {(): (1, 1)})
@@ -75,7 +100,7 @@ def parse_yaml(text: str, name: str) -> Document:
         raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", location=where,
                           hint="check indentation, colons and quoting") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", location=Location(name)) from None
+        raise ConfigError(f"invalid YAML: {' '.join(str(exc).split())}", location=Location(name)) from None
     finally:
         loader.dispose()
 
@@ -87,8 +112,12 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
 def _check_tags(node: yaml.Node, doc: Document) -> None:
     """Refuse every non-standard tag before anything is constructed."""
     stack = [node]
+    seen: set[int] = set()  # an alias shares its anchor's node: visit each node once
     while stack:
         item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
         tag = item.tag or ""
         if tag.startswith("tag:yaml.org,2002:python/") or not (
                 tag.startswith("tag:yaml.org,2002:") or tag in ("!", "?")):

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slurmkit.config.catalog import ModelArch, catalogue, load_models
 from slurmkit.config.experiment import JobSpec, LoadedExperiment, load_experiment, point_spec
+from slurmkit.config.limits import NAME_MAX, path_problem
 from slurmkit.config.site import Site, load_site
+from slurmkit.config.sweep import MAX_POINTS
 from slurmkit.errors import ConfigError, Location, Problem
 from slurmkit.plan.arguments import check_arguments, check_command
 from slurmkit.plan.check import check_memory, check_point, data_parallel
 from slurmkit.plan.context import job_context
-from slurmkit.plan.launch.common import container_image
+from slurmkit.plan.launch.common import container_image, resolve_paths
 from slurmkit.plan.launch.software import container_software
 from slurmkit.plan.memory import Layout, estimate
-from slurmkit.plan.runid import make_run_id, varying_fields
+from slurmkit.plan.runid import make_run_id, run_files_problem, varying_fields
 from slurmkit.rundir import plan_text, script_path
 
 
@@ -55,22 +58,27 @@ class Plan:
 
 
 def make_plan(experiment: Path | str, sites: list[str] | None = None, *, strict: bool = False,
-              site_dirs: list[Path] | None = None) -> Plan:
-    """Load, expand and check an experiment; raise ConfigError with every problem."""
+              site_dirs: list[Path] | None = None, max_points: int = MAX_POINTS) -> Plan:
+    """Load, expand and check an experiment; raise ConfigError with every problem. A sweep of
+    more than ``max_points`` jobs is refused before it is expanded."""
     # A sweep allocates millions of small acyclic objects; the cyclic collector would rescan
     # them over and over (a third of the time for 10,000 points), so it pauses meanwhile.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _make_plan(experiment, sites, strict, site_dirs)
+        return _make_plan(experiment, sites, strict, site_dirs, max_points)
     finally:
         if enabled:
             gc.enable()
 
 
 def _make_plan(experiment: Path | str, sites: list[str] | None, strict: bool,
-               site_dirs: list[Path] | None) -> Plan:
-    loaded = load_experiment(experiment, sites)
+               site_dirs: list[Path] | None, max_points: int) -> Plan:
+    name = str(experiment)
+    problem = path_problem(name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")  # a name gets .yaml
+    if problem:
+        raise ConfigError(problem, location=Location(name[:80]), hint="use a shorter path")
+    loaded = load_experiment(experiment, sites, max_points=max_points)
     models = _models(loaded)
     site_table, problems = _sites(loaded, site_dirs)
     jobs: list[JobPlan] = []
@@ -109,12 +117,14 @@ def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
     """Load each named site once: key -> (Site, the name as written, the file read)."""
     table: dict[str, tuple[Site, str, str]] = {}
     problems: list[Problem] = []
+    tried: set[str] = set()  # a site that failed to load is reported once, not once per point
     for point in loaded.points:
         value = point.get("site")
-        if value is None or not isinstance(value.value, str) or value.value in table:
+        if value is None or not isinstance(value.value, str) or value.value in tried:
             continue
+        tried.add(value.value)
         try:
-            site, doc = load_site(value.value, site_dirs, Path(loaded.file).parent)
+            site, doc = _load_site(value.value, site_dirs, Path(loaded.file).parent)
         except ConfigError as exc:
             problems += [p if p.location else Problem(p.message, loaded.doc.location(value.origin), p.hint)
                          for p in exc.problems]
@@ -151,7 +161,37 @@ def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, mode
     jobs = [_job(loaded, spec, site, model, dp, mem.total_gib, repeat, label_fields)
             for repeat in range(loaded.experiment.repeats)]
     problems += check_command(spec, site, model, loaded, jobs[0].context, where)
+    problems += _file_problems(loaded, spec, site, jobs[0].run_id, where)
     return problems, jobs
+
+
+def _load_site(name: str, site_dirs: list[Path] | None, base_dir: Path) -> tuple[Site, Any]:
+    """load_site, with a name or path the file system cannot hold refused as a ConfigError."""
+    problem = path_problem(name if name.endswith((".yaml", ".yml")) or "/" in name else f"{name}.yaml")
+    if problem is None:
+        try:
+            return load_site(name, site_dirs, base_dir)
+        except OSError as exc:  # a folder of the path too long, a loop of links...
+            problem = f"cannot read site {name[:80]!r}: {exc.strerror}"
+    raise ConfigError(f"site {problem}", hint="use a shorter site name or path")
+
+
+def _file_problems(loaded: LoadedExperiment, spec: JobSpec, site: Site, run_id: str,
+                   where: Callable[..., Location]) -> list[Problem]:
+    """Names the file system must take, checked before anything is written: the files named
+    after the run id (lengths are the same for every repeat), and the paths the job uses."""
+    problem = run_files_problem(run_id)
+    if problem:
+        return [Problem(f"run id {run_id[:40]}...: {problem}", where("model", "site"),
+                        "use shorter model and site names")]
+    paths = resolve_paths(spec, site, loaded.experiment, run_id)
+    for name, path in (("checkpoint_dir", paths.checkpoint_dir or paths.output_dir), ("dataset", paths.data),
+                       ("base_checkpoint", paths.base_checkpoint)):
+        problem = path_problem(path, room=NAME_MAX + 1) if path else None
+        if path and problem:
+            where_set = where(name) if name == "dataset" else loaded.doc.location((name,))
+            return [Problem(f"{name} {path[:40]}...: {problem}", where_set, "use a shorter path")]
+    return []
 
 
 def _layout(spec: JobSpec, dp: int) -> Layout:

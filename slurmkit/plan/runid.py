@@ -4,12 +4,18 @@ The hash covers every parameter and the experiment-wide settings, so ids are sta
 regenerations and distinct for distinct jobs. The label makes them readable: the values of the
 sweep's axes that vary within the experiment besides model, workload, nodes and site (for
 example ``llama2-7b-sft-dolly-n1-xe9680-8cx7-3f9a1c2b`` or ``tiny-gpt-pretrain-ddp-n2-local-...``).
+Files are named after run ids, so the plan refuses one whose file names the file system would not
+take (`run_files_problem`), before anything is written.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 from typing import Any
+
+from slurmkit.config.limits import path_problem
+from slurmkit.errors import ConfigError, Location
+from slurmkit.rundir import log_path, script_path
 
 # Job fields a label may show, in the order it shows them; each is a parameter of the run.
 LABEL_FIELDS = ("dataset", "precision", "parallel", "recompute", "tp", "pp", "cp", "vpp",
@@ -22,6 +28,7 @@ _RECOMPUTE = {"none": "norecompute", "selective": "selrecompute", "full": "fullr
 _PART_CHARS = 24
 _LABEL_CHARS = 64
 _UNSET = object()
+JOB_ID_CHARS = 24  # what Slurm writes for %j in a log's name: a 32-bit id, or an array's <id>_<index>
 
 
 def varying_fields(points: list[dict[str, Any]], fields: tuple[str, ...] = LABEL_FIELDS) -> tuple[str, ...]:
@@ -58,3 +65,20 @@ def _part(name: str, value: Any) -> str | None:
         value = str(value).rsplit("/", 1)[-1].replace(":", "")  # nvcr.io/nvidia/nemo:24.05 -> nemo24.05
     text = f"{_PREFIX.get(name, '')}{value:g}" if isinstance(value, float) else f"{_PREFIX.get(name, '')}{value}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:_PART_CHARS].strip("_.-") or None
+
+
+def run_files_problem(run_id: str, out_dir: str = "") -> str | None:
+    """Why the kernel would refuse a file named after ``run_id`` (its script, or the log Slurm
+    writes; under ``out_dir`` when given), or None."""
+    for rel in (script_path(run_id), log_path(run_id, "9" * JOB_ID_CHARS)):
+        problem = path_problem(f"{out_dir.rstrip('/')}/{rel}" if out_dir else rel)
+        if problem:
+            return problem
+    return None
+
+
+def check_run_dir(out_dir: str, run_ids: list[str]) -> None:
+    """Refuse, before anything is written, a run directory whose files would be too long a path."""
+    problem = run_files_problem(max(run_ids, key=len), out_dir) if run_ids else path_problem(out_dir)
+    if problem:
+        raise ConfigError(problem, location=Location(out_dir[:80]), hint="choose a shorter --out")

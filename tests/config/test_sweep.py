@@ -68,3 +68,20 @@ def test_properties(axes, excludes):
     assert not any(all(c[k] == v for k, v in e.items()) for c in combos for e in excludes)
     if not excludes:
         assert len(combos) == total
+
+
+def test_size_is_refused_before_expanding():
+    import pytest
+
+    from slurmkit.config.sweep import check_size
+    from slurmkit.config.yamlsource import parse_yaml
+    from slurmkit.errors import ConfigError
+
+    doc = parse_yaml("repeats: 3\nmatrix:\n  a: [1, 2]\n", "e.yaml")
+    axes = [("site", [V("s")]), ("a", [V(i) for i in range(1000)]), ("b", [V(i) for i in range(1000)])]
+    with pytest.raises(ConfigError) as err:  # 10^6 x 3 points: refused without building one
+        check_size(doc, axes, [{"c": V(1)}], [], repeats=3)
+    assert err.value.lines()[0].startswith(
+        "error: e.yaml:2:1: the sweep has 3,000,003 points ((sites 1 × a 1,000 × b 1,000 + include 1) × repeats 3),"
+        " more than --max-points 100,000")
+    check_size(doc, axes, [], [], repeats=3, max_points=3_000_000)  # the limit is the caller's

@@ -52,3 +52,19 @@ def test_any_text_parses_or_raises_config_error(text):
         parse_yaml(text, "fuzz.yaml")
     except ConfigError:
         pass
+
+
+def test_alias_expansion_is_bounded_before_composing():
+    laughs = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n' + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcd", "bcde"))
+    with pytest.raises(ConfigError) as err:
+        parse_yaml(laughs, "f.yaml")  # 12,351 values before e's *d of 11,111 each: the 8th crosses 100,000
+    assert str(err.value.problems[0].location) == "f.yaml:5:36" and "alias *d" in err.value.lines()[0]
+    doc = parse_yaml("a: &a [1, 2]\nb: *a\nc: *a\n", "f.yaml")  # within the bound: shared as before
+    assert doc.data == {"a": [1, 2], "b": [1, 2], "c": [1, 2]} and str(doc.location(("c", 1))) == "f.yaml:1:11"
+
+
+def test_control_characters_have_a_position():
+    with pytest.raises(ConfigError) as err:
+        parse_yaml("a: 1\nb: x\x07y\n", "f.yaml")
+    assert err.value.lines()[0].startswith("error: f.yaml:2:5: control character U+0007 is not allowed")
