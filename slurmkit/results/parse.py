@@ -25,8 +25,15 @@ import pyarrow.compute as pc
 from slurmkit.errors import Location, Problem, ResultsError
 from slurmkit.results import metrics, store
 from slurmkit.results.parsers import FORMATS
+from slurmkit.results.parsers.base import fit_row
 from slurmkit.results.parsers.failures import Failure
-from slurmkit.results.parsers.logfile import ParsedLog, limit_heap_growth, read_log, worker_init
+from slurmkit.results.parsers.logfile import (
+    RANGE_BYTES,
+    ParsedLog,
+    limit_heap_growth,
+    read_log,
+    worker_init,
+)
 from slurmkit.rundir import (
     SACCT_FILE,
     SacctJob,
@@ -112,7 +119,9 @@ def build_run(path: Path, log: ParsedLog, ctx: RunContext,
     run_id, job_id, params = identify(path, log, ctx)
     steps = log.steps
     params, left_out = select_params(params)  # unknown keys and mistyped values: warnings
+    params, unfit = fit_row(params)  # values beyond the store's types, before any arithmetic
     log.warnings += [f"{path}: {warning}" for warning in left_out]
+    log.warnings += [f"{path}: parameter {warning}" for warning in unfit]
     row: dict[str, Any] = dict(params)  # the runs table's parameter columns
     row.update(run_id=run_id, job_id=job_id, source_format=log.format, source_file=str(path))
     target = params.get("steps") if isinstance(params.get("steps"), int) else log.steps_target
@@ -131,6 +140,9 @@ def build_run(path: Path, log: ParsedLog, ctx: RunContext,
                driver_version=prov.get("driver_version"), nccl_version=prov.get("nccl_version"),
                cuda_version=prov.get("cuda_version"))
     _set_status(row, log, steps, acct)
+    row, unfit = fit_row(row)
+    log.warnings += [f"{path}: {warning}" for warning in unfit]
+    row["parse_warnings"] = len(log.warnings)
     return row
 
 
@@ -161,11 +173,12 @@ _SUMMARY_KEYS = ("run_id", "job_id", "source_format", "source_file", "steps_comp
 
 
 def parse_file(path: Path, fmt: str, warmup_steps: int | None, ctx: RunContext,
-               workers: int = 1) -> tuple[dict[str, Any], tuple[dict[str, Any], Any] | None]:
+               workers: int = 1, range_bytes: int = RANGE_BYTES
+               ) -> tuple[dict[str, Any], tuple[dict[str, Any], Any] | None]:
     """Parse one log: its summary (``understood`` False when the file holds nothing slurmkit
     recognises) and the (runs row, steps) to write, None then. ``workers``: processes a big
-    log may be split over (see read_log)."""
-    log = read_log(path, None if fmt == "auto" else fmt, workers=workers)
+    log may be split over; ``range_bytes``: see read_log."""
+    log = read_log(path, None if fmt == "auto" else fmt, range_bytes=range_bytes, workers=workers)
     understood = bool(log.format and log.steps.num_rows) or log.failure is not None or bool(log.provenance)
     if not understood:
         return {"source_file": str(path), "understood": False, "warnings": log.warnings}, None
@@ -239,6 +252,7 @@ def _run_all(files: list[Path], args: tuple[Path, str, int | None, RunContext], 
                 if error is not None:
                     raise error
                 yield from _reported(summaries, on_done)
+            store.write_runs(args[0], pending)
         return
     for group in _groups(files, sizes, GROUP_FILES):
         yield from _reported(parse_files(group, *args, workers), on_done)

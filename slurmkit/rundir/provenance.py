@@ -40,6 +40,8 @@ def read_provenance(line: str | bytes, location: Location | None = None) -> dict
         record = json.loads(line[start + len(TAG):].strip())
     except ValueError as exc:
         raise RunDirError(f"unreadable provenance line ({exc})", location=location) from None
+    except RecursionError:  # Python's json stops at about 1000 levels of nesting
+        raise RunDirError("unreadable provenance line (JSON nested too deeply)", location=location) from None
     problem = _problem(record)
     if problem:
         raise RunDirError(f"unreadable provenance line ({problem})", location=location)

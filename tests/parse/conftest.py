@@ -24,3 +24,16 @@ def _quick_equals_regexes(fmt: Format, texts: list[str]) -> None:
 @pytest.fixture(scope="session")
 def quick_equals_regexes() -> Callable[[Format, list[str]], None]:
     return _quick_equals_regexes
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``nightly`` (the full-size fuzzing runs) run only when asked for:
+    ``pytest -m nightly`` or SLURMKIT_NIGHTLY=1 (docs/parsing.md, "Fuzzing")."""
+    import os
+
+    if "nightly" in (config.getoption("-m") or "") or os.environ.get("SLURMKIT_NIGHTLY") == "1":
+        return
+    skip = pytest.mark.skip(reason="nightly: run with -m nightly or SLURMKIT_NIGHTLY=1")
+    for item in items:
+        if "nightly" in item.keywords:
+            item.add_marker(skip)

@@ -38,3 +38,18 @@ def test_durations(text, seconds):
 def test_bulk_conversion_falls_back_per_value():
     assert float_array([b"1", None, b"10,050", b"nan.0"]).to_pylist()[:3] == [1.0, None, 10050.0]
     assert int_array([b"9e+3", b"794.0", b"nan", b"inf", b"x"]).to_pylist() == [9000, 794, None, None, None]
+
+
+def test_values_beyond_the_store_become_null():
+    """Issue 11: what a log prints beyond int64 or float64 is null, never an Arrow error."""
+    from slurmkit.results.parsers.base import fit_row, unix_times
+
+    assert int_array([b"9223372036854775807", b"4611686018427387904", b"4000000000000000000", b"-9"]).to_pylist() == [
+        None, None, 4000000000000000000, -9]
+    assert unix_times([b"1e300", b"99999999999999999999", b"1700000000"]).cast("int64").to_pylist() == [
+        None, None, 1700000000000]
+    row, problems = fit_row({"nodes": 10**23, "lr": math.inf, "final_loss": math.nan, "run_id": "a\ud800",
+                             "gbs": 8, "sequence_parallel": True})
+    assert row["nodes"] is None and row["lr"] is None and math.isnan(row["final_loss"])
+    assert row["run_id"] == "a\ufffd" and row["gbs"] == 8 and row["sequence_parallel"] is True
+    assert [p.split(":")[0] for p in problems] == ["nodes", "lr", "run_id"]

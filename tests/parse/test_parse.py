@@ -210,3 +210,35 @@ def test_run_dir_with_a_bad_manifest_line_is_an_error(tmp_path: Path, capsys):
         f"error: {rd}/manifest.jsonl:2: not a manifest record: Expecting ',' delimiter: line 1 column 31 "
         "(char 30) (hint: fix or delete the line; slurmkit rewrites the file)\n")
     assert not (tmp_path / "res").exists()  # before the skipping reader, the run went in with no job id
+
+
+def test_bad_provenance_lines_cost_only_their_value(tmp_path: Path, capsys):
+    """Issue 11: one bad provenance line (a mistyped parameter, an object as run id, a number
+    beyond int64, nesting no JSON reader follows, a metadata list in an MLPerf record) costs its
+    own value at most: every log of the batch is stored, each problem is one warning with the
+    file, no traceback."""
+    logs = {
+        "nodes-abc.out": 'SLURMKIT_PROVENANCE {"run_id": "r-abc", "params": {"nodes": "abc", "gbs": 8}}\n',
+        "object-id.out": 'SLURMKIT_PROVENANCE {"run_id": {"a": 1}, "params": {}}\n',
+        "huge.out": 'SLURMKIT_PROVENANCE {"run_id": "r-huge", "params": {"nodes": 99999999999999999999999, "lr": 1e400}}\n',
+        "deep.out": "SLURMKIT_PROVENANCE " + "[" * 5000 + "]" * 5000 + "\n",
+        "good.out": 'SLURMKIT_PROVENANCE {"run_id": "r-good", "params": {"nodes": 2}}\n',
+    }
+    for name, head in logs.items():
+        (tmp_path / name).write_text(head + trainer_log(2, done=False))
+    (tmp_path / "mllog.out").write_text(
+        ':::MLLOG {"key": "tracked_stats", "value": {"train_step_timing": 1e999}, "metadata": [1]}\n'
+        ':::MLLOG {"key": "tracked_stats", "time_ms": 1e300, "value": {"train_step_timing": 0.5}, "metadata": {"step": 1}}\n')
+    main(["parse", str(tmp_path), "--out", str(tmp_path / "r")])  # returns: exit 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    runs = store.read_runs(tmp_path / "r").set_index("run_id")
+    assert sorted(runs.index) == ["deep", "mllog", "object-id", "r-abc", "r-good", "r-huge"]
+    assert runs.loc["r-abc", "nodes"] is pd_na() and runs.loc["r-abc", "gbs"] == 8
+    assert runs.loc["r-huge", "nodes"] is pd_na() and runs.loc["r-good", "nodes"] == 2
+    assert runs.loc["r-good", "parse_warnings"] == 0 and runs.loc["r-huge", "parse_warnings"] == 2
+    assert runs.loc["mllog", "last_step"] == 1
+    assert f"warning: {tmp_path / 'nodes-abc.out'}: parameter 'nodes': 'abc' is not an integer; left out" in err
+    assert f"warning: {tmp_path / 'object-id.out'}:1: unreadable provenance line (run_id is not a string)" in err
+    assert f"warning: {tmp_path / 'huge.out'}: parameter nodes: an integer beyond 2**62; stored as null" in err
+    assert f"warning: {tmp_path / 'deep.out'}:1: unreadable provenance line (JSON nested too deeply)" in err

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from slurmkit.results.parsers.numbers import float_array, int_array, text_array
+from slurmkit.results.parsers.numbers import fit_float, fit_int, float_array, int_array, text_array
 
 # The step columns every format produces (a subset of store.STEPS_SCHEMA; the driver adds
 # run_id, restart, source_file and source_line).
@@ -266,11 +266,73 @@ def timestamps(pre: list[bytes | None] | pa.Array, bracketed: bool = False) -> p
 
 
 def unix_times(values: list[bytes | None], unit_s: float = 1.0) -> pa.Array:
-    """UTC timestamps from epoch numbers (``unit_s`` = seconds per unit: 0.001 for ms)."""
+    """UTC timestamps from epoch numbers (``unit_s`` = seconds per unit: 0.001 for ms); null
+    outside TIME_RANGE_MS."""
     ms = pc.multiply(float_array(values), unit_s * 1000.0)
-    ok = pc.is_finite(ms)
+    ok = pc.and_(pc.greater_equal(ms, float(TIME_RANGE_MS[0])), pc.less_equal(ms, float(TIME_RANGE_MS[1])))
     ms = pc.if_else(ok, ms, pa.scalar(None, pa.float64()))
     return pc.cast(pc.round(ms), pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+
+
+# --- the boundary to the results store -----------------------------------------------------
+# Whatever a log says, what goes to the store fits its types: integers well inside int64
+# (numbers.INT_LIMIT), finite floats, valid UTF-8, times a datetime can hold; anything else is
+# null. NaN and inf stay only where they are the measurement: a diverged run's loss.
+
+SIGNAL_COLUMNS = frozenset({"loss", "grad_norm", "final_loss"})
+TIME_RANGE_MS = (-62135596800000, 253402300799999)  # 0001-01-01 to 9999-12-31 UTC
+
+
+def fit_steps(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """Step columns (STEP_TYPES names) as the store holds them: floats other than
+    SIGNAL_COLUMNS finite or null, times in TIME_RANGE_MS or null (integers are bounded
+    where they are read: numbers.int_array)."""
+    fitted = dict(columns)
+    for name, column in columns.items():
+        if pa.types.is_floating(column.type) and name not in SIGNAL_COLUMNS:
+            fitted[name] = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
+        elif pa.types.is_timestamp(column.type):
+            ms = column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+            ok = pc.and_(pc.greater_equal(ms, TIME_RANGE_MS[0]), pc.less_equal(ms, TIME_RANGE_MS[1]))
+            fitted[name] = pc.if_else(ok, column, pa.scalar(None, column.type))
+    return fitted
+
+
+def fit_row(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A runs-table row (or its parameters) as the store holds it, and one message per value
+    made null or changed: integers of INT_LIMIT or more, floats that are not finite (except
+    SIGNAL_COLUMNS), text with lone surrogates (replaced by U+FFFD), other types."""
+    fitted: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in row.items():
+        fitted[key], problem = _fit_value(key, value)
+        if problem:
+            problems.append(f"{key}: {problem}")
+    return fitted, problems
+
+
+def _fit_value(key: str, value: Any) -> tuple[Any, str | None]:
+    if value is None or isinstance(value, bool):
+        return value, None
+    if isinstance(value, int):
+        fitted = fit_int(value)
+        return fitted, None if fitted is not None else "an integer beyond 2**62; stored as null"
+    if isinstance(value, float):
+        if key in SIGNAL_COLUMNS:
+            return value, None
+        number = fit_float(value)
+        return number, None if number is not None else f"{value} is not finite; stored as null"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value, None
+        except UnicodeEncodeError:  # lone surrogates, from a JSON "\ud800" escape
+            return (_SURROGATES.sub("\ufffd", value),
+                    "text with invalid characters (lone surrogates); stored with U+FFFD")
+    return None, f"a {type(value).__name__}, not a value the results store holds; stored as null"
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def diff_step_time(steps: pa.Array, times: pa.Array) -> pa.Array:

@@ -49,7 +49,7 @@ class HuggingFace(Format):
         for rest in reversed(raw.get("rest", [])):
             m = re.search(rb"'global_step/max_steps': '\d+/(\d+)'", rest)
             if m:
-                return int(m.group(1))
+                return int_array([m.group(1)])[0].as_py() or None  # (bounded; 5000 digits too)
         return None
 
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from slurmkit.results.parsers import detect_format, new_format
-from slurmkit.results.parsers.base import STEP_TYPES, Format
+from slurmkit.results.parsers.base import STEP_TYPES, Format, fit_steps
 from slurmkit.results.parsers.failures import Failure, find_failure
 from slurmkit.rundir import PROVENANCE_TAG, RunDirError, read_provenance
 
@@ -362,7 +362,7 @@ def _scan_range(fmt: Format, chunk: bytes | bytearray, first_line: int, seg: _Se
             breaks = _breaks(clean)
         lines = np.searchsorted(breaks, np.asarray(raw["pos"], np.int64)) + first_line
         columns["source_line"] = pa.array(lines, pa.int64())
-    seg.parts.append(_conform(columns, n))
+    seg.parts.append(_conform(fit_steps(columns), n))
 
 
 def _breaks(chunk: bytes | bytearray) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from slurmkit.results.parsers.base import Format
+from slurmkit.results.parsers.numbers import INT_LIMIT, fit_float
 
 PATTERN = re.compile(rb":::MLLOG (?P<json>\{[^\r\n]*\})")
 
@@ -32,12 +33,12 @@ class MLLog(Format):
             event = _load(text)
             if event is None:
                 continue
-            key, meta, value = event.get("key"), event.get("metadata") or {}, event.get("value")
+            key, meta, value = event.get("key"), _object(event.get("metadata")), event.get("value")
             self._note(key, event, meta, value)
             if key == "tracked_stats" and _int64(meta.get("step")):
                 step.append(int(meta["step"]))
-                timing = value.get("train_step_timing") if isinstance(value, dict) else None
-                step_time.append(float(timing) if isinstance(timing, (int, float)) else None)
+                timing = _object(value).get("train_step_timing")
+                step_time.append(fit_float(timing) if timing is not None and _is_number(timing) else None)
                 time_ms.append(event.get("time_ms") if _int64(event.get("time_ms")) else None)
         samples: list[int | None] = [None] * len(step)
         gbs = self.facts.get("gbs")
@@ -61,16 +62,24 @@ class MLLog(Format):
             self.facts["mlperf_status"] = meta.get("status")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _int64(value: Any) -> bool:
-    """A finite number that fits a Parquet int64 column (bool excluded)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and value == value and abs(value) < 2**62)
+    """A finite number below numbers.INT_LIMIT (bool excluded)."""
+    return _is_number(value) and value == value and abs(value) < INT_LIMIT
+
+
+def _object(value: Any) -> dict:
+    """A JSON object of the record, or an empty one for any other JSON type (``"metadata": [1]``)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _load(text: bytes) -> dict | None:
     try:
         event = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting past ~1000
         return None
     return event if isinstance(event, dict) else None
 

@@ -23,7 +23,8 @@ _NUMBER = re.compile(
     r"^\s*(?P<sign>[-+]?)(?:(?P<nan>nan(?:\.0*)?)|(?P<inf>inf(?:inity)?)|"
     r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d*)?(?:[eE][-+]?\d+)?))"
     r"\s*(?P<suffix>[kKMGTB%]?)\s*$", re.IGNORECASE)
-_HMS = re.compile(r"^\s*(?:(?P<d>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+(?:\.\d*)?)\s*$")
+# (digit counts bounded: int() refuses more than 4300 digits, and no duration has them)
+_HMS = re.compile(r"^\s*(?:(?P<d>\d{1,9})-)?(?:(?P<h>\d{1,9}):)?(?P<m>\d{1,9}):(?P<s>\d{1,9}(?:\.\d*)?)\s*$")
 _UNITS = re.compile(r"(\d+(?:\.\d*)?)\s*(d|h|m|s|ms)\b")
 _UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -108,11 +109,40 @@ def float_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
 
 
 def int_array(values: Iterable[bytes | str | None] | pa.Array) -> pa.Array:
-    """An int64 array from tokens (``9e+3`` and ``794.0`` included); NaN/inf become null."""
+    """An int64 array from tokens (``9e+3`` and ``794.0`` included); NaN/inf and magnitudes
+    of INT_LIMIT or more become null."""
     direct = _direct_cast(values, pa.int64())
     if direct is not None:
-        return direct
+        return within_int_limit(direct)
     floats = float_array(values)
-    finite = pc.and_(pc.is_finite(floats), pc.less(pc.abs(floats), 9.2e18))
+    finite = pc.and_(pc.is_finite(floats), pc.less(pc.abs(floats), float(INT_LIMIT)))
     cleaned = pc.if_else(finite, floats, pa.scalar(None, pa.float64()))
     return pc.cast(pc.round(cleaned), pa.int64())
+
+
+# No counter a log prints (steps, samples, tokens, times in ms) comes near this; below it, the
+# +1 of a 0-based step and the sums of the metrics cannot overflow int64.
+INT_LIMIT = 2**62
+
+
+def within_int_limit(values: pa.Array) -> pa.Array:
+    """An int64 array with every magnitude of INT_LIMIT or more made null."""
+    if len(values) == 0 or values.null_count == len(values):
+        return values
+    big = pc.or_(pc.greater_equal(values, INT_LIMIT), pc.less_equal(values, -INT_LIMIT))
+    return pc.if_else(big, pa.scalar(None, values.type), values)
+
+
+def fit_int(value: int) -> int | None:
+    """A Python int as the store holds it: None when its magnitude is INT_LIMIT or more."""
+    return value if -INT_LIMIT < value < INT_LIMIT else None
+
+
+def fit_float(value: float | int) -> float | None:
+    """A number as a float column holds it: finite, else None (an int too big for a float,
+    ``inf``, ``nan``)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
