@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 # an output option and a relative path (placeholders such as DIR or RESULTS and absolute paths are not paths here)
-OUTPUT = re.compile(r"(?:--out|--results|--pdf|-o) ([a-z][A-Za-z0-9_.<>/-]*)")
+# (the option stands alone: "-o/--out in a folder", a hint's prose, names no path)
+OUTPUT = re.compile(r"(?:^|(?<=[\s`([]))(?:--out|--results|--pdf|-o) ([a-z][A-Za-z0-9_.<>/-]*)", re.M)
 
 
 def documented_outputs() -> set[str]:

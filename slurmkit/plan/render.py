@@ -159,6 +159,8 @@ def write_plan(plan: Any, out_dir: Path | str, *, force: bool = False) -> WriteS
     removes the temporaries the crashed run left. Two generates into one directory take turns
     (a lock on the directory), so neither takes the other's files for leftovers.
     """
+    if any(not job.text for job in plan.jobs):  # a caller's slip, not a user's: never write empty scripts
+        raise ValueError("write_plan needs a rendered plan: call render_plan(plan) first")
     enabled = gc.isenabled()
     gc.disable()  # as in make_plan: a large plan makes every cyclic collection rescan it
     try:

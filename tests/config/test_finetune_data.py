@@ -77,14 +77,14 @@ def test_objects_fill_the_template_the_generated_jobs_name(tmp_path):
     """Each object holds exactly the template's placeholders, and the fine-tuning scripts name
     the same template, label and truncation keys."""
     from slurmkit.plan.make import make_plan
-    from slurmkit.plan.render import shell_quote
+    from slurmkit.plan.render import render_plan, shell_quote
     placeholders = re.findall(r"{(\w+)}", FINETUNE_PROMPT_TEMPLATE)
     assert sorted(placeholders) == sorted([FINETUNE_INPUT_KEY, FINETUNE_OUTPUT_KEY])
     prepared = prepare("dolly", write_dolly(tmp_path / "d.jsonl", DOLLY))
     assert all(set(e) == set(placeholders) for e in prepared.training + prepared.validation)
     sample = FINETUNE_PROMPT_TEMPLATE.format(**prepared.training[0])
     assert sample.endswith("Response: " + prepared.training[0][FINETUNE_OUTPUT_KEY])
-    plan = make_plan(ROOT / "experiments" / "llama2-finetune.yaml")
+    plan = render_plan(make_plan(ROOT / "experiments" / "llama2-finetune.yaml"))
     for job in plan.jobs[:3]:
         assert f"model.data.train_ds.label_key={FINETUNE_OUTPUT_KEY}" in job.text
         assert f"model.data.train_ds.truncation_field={FINETUNE_INPUT_KEY}" in job.text
@@ -201,7 +201,8 @@ def test_the_shipped_fine_tuning_experiment_names_a_learning_rate_per_scheme():
     """SFT 1e-6, LoRA and p-tuning 1e-4, as the NeMo launcher 24.05 configs set them (sources in
     the experiment file and docs/configs.md), reaching NeMo as model.optim.lr."""
     from slurmkit.plan.make import make_plan
-    plan = make_plan(ROOT / "experiments" / "llama2-finetune.yaml", strict=True)
+    from slurmkit.plan.render import render_plan
+    plan = render_plan(make_plan(ROOT / "experiments" / "llama2-finetune.yaml", strict=True))
     assert not plan.warnings
     rates = {(job.params["workload"], re.search(r"model\.optim\.lr=(\S+)", job.text).group(1)) for job in plan.jobs}
     assert {(w, float(v)) for w, v in rates} == {("sft", 1e-6), ("lora", 1e-4), ("ptuning", 1e-4)}

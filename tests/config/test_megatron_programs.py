@@ -29,7 +29,14 @@ from slurmkit.plan.launch.common import Job, resolve_paths
 from slurmkit.plan.launch.flagparser import FlagError, parse_flags
 from slurmkit.plan.launch.programs import PROGRAMS_DIR, FlagSet, load_program
 from slurmkit.plan.launch.software import container_software
-from slurmkit.plan.make import JobPlan, make_plan
+from slurmkit.plan.make import JobPlan
+from slurmkit.plan.make import make_plan as plan_of
+from slurmkit.plan.render import render_plan
+
+
+def make_plan(experiment, *args, templates_dir=None, **kwargs):
+    """The plan with its scripts rendered, as `generate` makes it."""
+    return render_plan(plan_of(experiment, *args, **kwargs), templates_dir)
 
 ROOT = Path(__file__).parents[2]
 HERE = Path(__file__).parent

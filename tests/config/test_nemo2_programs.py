@@ -27,8 +27,15 @@ from slurmkit.errors import ConfigError
 from slurmkit.plan.launch import nemo2
 from slurmkit.plan.launch.programs import PROGRAMS_DIR, KeySet, keyset
 from slurmkit.plan.launch.software import CONTAINERS
-from slurmkit.plan.make import JobPlan, make_plan
-from slurmkit.plan.render import write_plan
+from slurmkit.plan.make import JobPlan
+from slurmkit.plan.make import make_plan as plan_of
+from slurmkit.plan.render import render_plan, write_plan
+
+
+def make_plan(experiment, *args, templates_dir=None, **kwargs):
+    """The plan with its scripts rendered, as `generate` makes it."""
+    return render_plan(plan_of(experiment, *args, **kwargs), templates_dir)
+
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

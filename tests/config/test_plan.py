@@ -126,3 +126,10 @@ def test_making_a_plan_renders_nothing():
             "print(sorted(m for m in sys.modules if m.startswith('jinja2') or m == 'slurmkit.plan.render'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_unrendered_plan_is_never_written(tmp_path):
+    plan = plan_of(ROOT / "experiments" / "local-smoke.yaml")
+    with pytest.raises(ValueError, match="render_plan"):
+        write_plan(plan, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -24,8 +24,13 @@ from slurmkit.plan.launch.common import container_image
 from slurmkit.plan.launch.flagparser import FlagError, build_parser
 from slurmkit.plan.launch.programs import PROGRAMS_DIR, flagset
 from slurmkit.plan.launch.software import CONTAINERS
-from slurmkit.plan.make import make_plan
-from slurmkit.plan.render import write_plan
+from slurmkit.plan.make import make_plan as plan_of
+from slurmkit.plan.render import render_plan, write_plan
+
+
+def make_plan(experiment, *args, templates_dir=None, **kwargs):
+    """The plan with its scripts rendered, as `generate` makes it."""
+    return render_plan(plan_of(experiment, *args, **kwargs), templates_dir)
 
 ROOT = Path(__file__).parents[2]
 TRAINER = ROOT / "slurmkit" / "trainer" / "train.py"

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from slurmkit.plan.make import make_plan
-from slurmkit.plan.render import write_plan
+from slurmkit.plan.make import make_plan as plan_of
+from slurmkit.plan.render import render_plan, write_plan
+
+
+def make_plan(experiment, *args, templates_dir=None, **kwargs):
+    """The plan with its scripts rendered, as `generate` makes it."""
+    return render_plan(plan_of(experiment, *args, **kwargs), templates_dir)
 
 pytest.importorskip("torch", reason="the example trainer needs torch (the trainer extra)")
 pytestmark = pytest.mark.torch
