@@ -71,6 +71,9 @@ class JobSpec(Model):
     time_limit_min: Positive | None = None  # None: the site's default
     lr: PositiveFloat = 3e-4
     container_image: Text | None = None  # None: the site's software.container.image
+    # Per point like any field (top level, a matrix axis or an include entry); run parameters too.
+    extra_args: list[Line] = []  # appended verbatim (quoted) to the launcher's command line
+    env: dict[EnvName, Line] = {}  # exported in the job, after the site's and network's variables
 
 
 POINT_FIELDS = frozenset(JobSpec.model_fields)
@@ -88,8 +91,6 @@ class Experiment(Model):
     checkpoint_dir: Text | None = None  # default: <checkpoints mount>/<experiment>/<run_id>
     base_checkpoint: Text | None = None  # fine-tuning; default <checkpoints mount>/<model>.nemo
     program: Program | None = None
-    extra_args: list[Line] = []  # appended verbatim (quoted) to the launcher's command line
-    env: dict[EnvName, Line] = {}
 
 
 @dataclass
@@ -106,7 +107,7 @@ class LoadedExperiment:
     def settings_json(self) -> str:
         """The experiment-wide settings that shape every job's script (part of each run_id)."""
         e = self.experiment
-        return json.dumps([e.checkpoint_dir, e.base_checkpoint, e.env, e.extra_args,
+        return json.dumps([e.checkpoint_dir, e.base_checkpoint,
                            e.program.model_dump() if e.program else None], sort_keys=True)
 
 
@@ -230,7 +231,9 @@ def _point_spec(doc: Document, point: Combination) -> tuple[JobSpec | None, list
             key = err["loc"][0] if err["loc"] else None
             if key not in POINT_FIELDS:
                 continue  # unknown matrix keys are reported where the matrix is read
-            where = doc.location(point[key].origin) if key in point else doc.location()
+            # inside a list or mapping field (extra_args[3], env.NAME): the element's own line
+            where = doc.location(point[key].origin + tuple(err["loc"][1:])) if key in point else doc.location()
+            key = ".".join(map(str, err["loc"]))
             if err["type"] == "missing":
                 problems.append(Problem(f"{key}: required field is missing", where,
                                         "set it at the top level or under matrix:"))

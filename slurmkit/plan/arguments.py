@@ -46,8 +46,8 @@ def check_arguments(spec: JobSpec, site: Site, loaded: LoadedExperiment, where: 
             return [_unknown_image(module, spec, site, model, where)]
         return []
     problems = []
-    for i, arg in enumerate(loaded.experiment.extra_args):
-        at = loaded.doc.location(("extra_args", i))
+    for i, arg in enumerate(spec.extra_args):
+        at = where("extra_args", i)
         if isinstance(program, KeySet):
             problems += _check_override(program, arg, i, at)
         else:
@@ -103,11 +103,11 @@ def check_command(spec: JobSpec, site: Site, model: ModelArch, loaded: LoadedExp
     command leaves unset (the program would stop at start-up reading them)."""
     problems = []
     keys = program_for(launcher_module(spec.launcher), spec, site, model)
-    extra = [(i, str(arg), _name(str(arg))) for i, arg in enumerate(loaded.experiment.extra_args)]
+    extra = [(i, str(arg), _name(str(arg))) for i, arg in enumerate(spec.extra_args)]
     if any(name for _, _, name in extra):
         own = _text(context["launcher_command"])
         for i, arg, name in extra:
-            at = loaded.doc.location(("extra_args", i))
+            at = where("extra_args", i)
             if name and _sets(own, name):
                 problems.append(_managed(i, name, at))
             elif isinstance(keys, KeySet) and name in keys.code_keys and not arg.startswith("+"):

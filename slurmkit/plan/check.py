@@ -14,7 +14,8 @@ from slurmkit.errors import Location, Problem
 from slurmkit.plan.launch import launcher_module, torchrun
 from slurmkit.plan.memory import MemoryEstimate
 
-Where = Callable[..., Location]  # field names -> where the first one present was set
+# field names -> where the first one present was set; (name, i) -> the i-th element of a list field
+Where = Callable[..., Location]
 FIT_WARNING_FRACTION = 0.9
 
 

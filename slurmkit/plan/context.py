@@ -15,7 +15,7 @@ from slurmkit.rundir import log_path
 def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model: ModelArch,
                 experiment: Experiment) -> dict[str, Any]:
     paths = common.resolve_paths(spec, site, experiment, run_id)
-    env = {**common.network_env(site, spec.launcher), **site.env, **experiment.env}
+    env = {**common.network_env(site, spec.launcher), **site.env, **spec.env}
     context = {
         "run_id": run_id,
         "launcher": spec.launcher,
@@ -34,7 +34,7 @@ def job_context(run_id: str, params_json: str, spec: JobSpec, site: Site, model:
     }
     command = launcher_module(spec.launcher).command(Job(run_id, spec, model, site, experiment, paths))
     context["launcher_command"] = command  # slurmkit's own settings, without extra_args (for checks)
-    context["command"] = command + common.group_args(list(experiment.extra_args))
+    context["command"] = command + common.group_args(list(spec.extra_args))
     return context
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ def _make_plan(experiment: Path | str, sites: list[str] | None, strict: bool,
     used = sorted({job.params["site"] for job in jobs})
     return Plan(loaded.experiment.name, loaded.file,
                 {name: site_table[name][0].model_dump() for name in used}, jobs, warnings,
-                varying_fields(loaded.points, ("model", "workload")) + label_fields,
+                varying_fields(loaded.points, ("model", "workload", "extra_args", "env")) + label_fields,
                 {name: site_table[name][2] for name in used})
 
 
@@ -136,8 +137,12 @@ def _sites(loaded: LoadedExperiment, site_dirs: list[Path] | None
 
 def _resolve_point(loaded: LoadedExperiment, point: dict, site_table: dict, models: dict,
                    label_fields: tuple[str, ...] = ()) -> tuple[list[Problem], list[JobPlan]]:
-    def where(*names: str) -> Location:
-        """The line that set the first of ``names`` present in the file (defaults have none)."""
+    def where(*names: str | int) -> Location:
+        """The line that set the first of ``names`` present in the file (defaults have none);
+        ``where(field, i)``: the i-th element of a list field (extra_args)."""
+        if len(names) == 2 and isinstance(names[1], int):
+            field, index = names
+            return loaded.doc.location((point[field].origin if field in point else (field,)) + (index,))
         for name in names:
             if name in point:
                 return loaded.doc.location(point[name].origin)
@@ -228,6 +233,9 @@ def job_params(spec: JobSpec, site: Site, model: ModelArch, dp: int, mem_gib: fl
         "container_image": image, "software": software.label if software else None,
         # launcher knobs that change the job (null where the launcher has no such setting)
         "recompute": None if spec.launcher == "torchrun" else spec.recompute,
+        # as the job gets them (quoted words; NAME=value sorted), null when none
+        "extra_args": shlex.join(spec.extra_args) if spec.extra_args else None,
+        "env": shlex.join(f"{k}={v}" for k, v in sorted(spec.env.items())) if spec.env else None,
         "parallel": spec.parallel if spec.launcher == "torchrun" else None,
         "lr": spec.lr, "checkpoint_interval": spec.checkpoint_interval,
     }

@@ -50,7 +50,7 @@ SITE_FIELDS = ("site", "gpus_per_node", "gpu_model", "gpu_mem_gib", "gpu_peak_tf
                "cost_per_node_hour", "time_limit_min")
 JOB_FIELDS = ("workload", "launcher", "model", "nodes", "tp", "pp", "cp", "vpp",
               "sequence_parallel", "mbs", "gbs", "seq_len", "precision", "steps", "dataset",
-              "container_image", "recompute", "parallel", "lr", "checkpoint_interval")
+              "container_image", "recompute", "parallel", "lr", "checkpoint_interval", "extra_args", "env")
 CONFIG_FIELDS = JOB_FIELDS + SITE_FIELDS
 # Columns that follow from the configuration fields; kept for display, never part of a key.
 FOLLOWER_FIELDS = ("gpus", "dp", "model_params", "model_layers", "model_hidden", "model_ffn_hidden",

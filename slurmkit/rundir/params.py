@@ -50,6 +50,7 @@ PARAMS: dict[str, Param] = {
     "storage_type": _SN, "cost_per_node_hour": _FN, "mem_estimate_gib": _F,
     "container_image": _SN, "software": _SN,
     "recompute": _SN, "parallel": _SN, "lr": _F, "checkpoint_interval": _IN,
+    "extra_args": _SN, "env": _SN,
 }
 
 

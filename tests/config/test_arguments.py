@@ -125,9 +125,18 @@ def test_flags_are_checked_against_the_flag_set(write_yaml, monkeypatch):
                      + "extra_args: [--seq-length, '4096', --seq-length=4096, --use-flash-atn]\n")
     loaded = load_experiment(exp)
     problems = [str(p) for p in check_arguments(
-        make_spec(loaded), site_of(loaded), loaded, lambda *names: loaded.doc.location())]
+        make_spec(loaded), site_of(loaded), loaded, where_of(loaded))]
     assert problems == [f"{exp}:14:55: extra_args[3]: --use-flash-atn is not a flag of pretrain_gpt.py (test)"
                         " (hint: did you mean --use-flash-attn?)"]
+
+
+def where_of(loaded):
+    """As make_plan locates a point's values: where(field, i) is the i-th element of a list field."""
+    def where(*names):
+        if len(names) == 2 and isinstance(names[1], int):
+            return loaded.doc.location(names)
+        return loaded.doc.location()
+    return where
 
 
 def make_spec(loaded):

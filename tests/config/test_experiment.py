@@ -59,7 +59,7 @@ def test_matrix_problems_all_reported(write_yaml):
     assert err.value.lines() == [
         f"error: {path}:4:1: flavour: unknown key (hint: check the spelling; `slurmkit schema` lists the keys)",
         f"error: {path}:6:3: matrix.colour: not a sweepable field (hint: sweepable fields: checkpoint_interval,"
-        " container_image, cp, dataset, gbs, launcher, lr, mbs, model, nodes, parallel, pp, precision, recompute, seq_len,"
+        " container_image, cp, dataset, env, extra_args, gbs, launcher, lr, mbs, model, nodes, parallel, pp, precision, recompute, seq_len,"
         " sequence_parallel, steps, time_limit_min, tp, vpp, warmup_steps, workload)",
         f"error: {path}:7:10: matrix.nodes: must be a non-empty list",
         f"error: {path}:8:3: matrix.site: not a sweepable field (hint: sweep sites by listing them under `sites:`)",

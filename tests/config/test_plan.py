@@ -133,3 +133,44 @@ def test_an_unrendered_plan_is_never_written(tmp_path):
     with pytest.raises(ValueError, match="render_plan"):
         write_plan(plan, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+SMOKE_WITH_KNOBS = (ROOT / "experiments" / "local-smoke.yaml").read_text(encoding="utf-8").replace(
+    "  parallel: [ddp, fsdp]\n",
+    "  parallel: [ddp]\n"
+    "  extra_args: [[], [--seed, '7']]\n"
+    "  include:\n"
+    "    - {extra_args: [--seed, '7'], env: {OMP_NUM_THREADS: '1'}}\n")
+
+
+def test_extra_args_and_env_of_a_point_are_run_parameters(write_yaml):
+    """Launcher-only knobs given per point (a matrix axis, an include entry) make distinct runs,
+    named in the parameters, the provenance line and generate's columns."""
+    plan = make_plan(write_yaml("e.yaml", SMOKE_WITH_KNOBS))
+    plain, knobbed = sorted(plan.jobs, key=lambda j: j.params["extra_args"] or "")
+    assert (plain.params["extra_args"], plain.params["env"]) == (None, None)
+    assert (knobbed.params["extra_args"], knobbed.params["env"]) == ("--seed 7", "OMP_NUM_THREADS=1")
+    assert plain.run_id != knobbed.run_id and "extra_args" in plan.axes and "env" in plan.axes
+    assert "export OMP_NUM_THREADS=1\n" in knobbed.text and "OMP_NUM_THREADS" not in plain.text
+    assert '"extra_args":"--seed 7"' in knobbed.text and "--seed 7" not in plain.text.replace('"--seed 7"', "")
+    assert param_problems(knobbed.params) == []
+
+
+def test_runs_differing_only_in_env_are_two_configurations(write_yaml):
+    pd = pytest.importorskip("pandas")
+    from slurmkit.report.compare import CONFIG_FIELDS, config_key
+
+    plan = make_plan(write_yaml("e.yaml", SMOKE_WITH_KNOBS))
+    frame = pd.DataFrame([job.params for job in plan.jobs])
+    assert config_key(frame, CONFIG_FIELDS).nunique() == 2
+
+
+def test_an_extra_arg_of_an_include_entry_is_located_at_its_element(write_yaml):
+    text = SMOKE_WITH_KNOBS.replace("env: {OMP_NUM_THREADS: '1'}", "env: {OMP_NUM_THREADS: '1'}}\n"
+                                    "    - {site: local, extra_args: [--seed, '7', --no-such-flag]")
+    path = write_yaml("e.yaml", text)
+    with pytest.raises(ConfigError) as err:
+        make_plan(path)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "--no-such-flag" in t)
+    column = text.splitlines()[line - 1].index("--no-such-flag") + 1
+    assert any(f"{path}:{line}:{column}: extra_args[2]: --no-such-flag" in msg for msg in err.value.lines())
