@@ -140,11 +140,13 @@ def check_output_path(path: Path | str, *, folder: bool, option: str) -> Path:
     if not existing.is_dir():
         raise OutputPathError(f"cannot be created: {existing} is a file, not a folder",
                               location=Location(str(path)), hint=hint)
-    try:  # the one test that also holds for root and pseudo file systems (/proc): create a file
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
+    # The one test that also holds for root and pseudo file systems (/proc): create a file. An
+    # unnamed one (O_TMPFILE where the file system has it), so a process killed meanwhile leaves
+    # nothing behind in the user's folder.
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"):
+            pass
     except OSError as exc:
         raise OutputPathError(f"cannot create files in {existing} ({exc.strerror or exc})", location=Location(str(path)),
                               hint=f"{hint} in a folder you can write to") from None
-    os.close(fd)
-    os.unlink(probe)
     return path
