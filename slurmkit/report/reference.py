@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from slurmkit.perf.calibration import gpu_family
+
 FAMILY_NAMES = {"nemo_perf": "NVIDIA NeMo perf. table", "dgxc": "NVIDIA dgxc-benchmarking",
                 "megatron_bridge": "NVIDIA Megatron-Bridge perf. summary",
                 "mlperf_training": "MLPerf Training"}
@@ -59,14 +61,9 @@ def architecture_key(name: object) -> str:
 
 
 def gpu_key(name: object) -> str:
-    """A GPU family key: 'H100 SXM', 'NVIDIA H100 80GB HBM3' and 'H100-SXM5-80GB' -> 'h100sxm'."""
-    text = model_key(name)
-    for chip in ("h200", "h100", "a100", "l40s", "b200", "gb200"):
-        if chip in text:
-            if "pcie" in text or "nvl" in text:
-                return chip + "pcie"
-            return chip + "sxm" if chip in ("h100", "h200", "a100") else chip
-    return text
+    """A GPU family key: 'H100 SXM', 'NVIDIA H100 80GB HBM3' and 'H100-SXM5-80GB' -> 'h100sxm'
+    (the performance model's, so published rows and estimates name GPUs alike)."""
+    return gpu_family(name)
 
 
 def matching_reference(reference: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:

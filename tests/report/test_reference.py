@@ -22,6 +22,7 @@ def test_names_normalise():
     assert model_key("Llama 2 7B") == model_key("LLAMA2_7B") == "llama27b"
     assert gpu_key("NVIDIA H100 80GB HBM3") == gpu_key("H100-SXM5-80GB") == "h100sxm"
     assert gpu_key("H100 PCIe") == "h100pcie" and gpu_key("L40S") == "l40s"
+    assert gpu_key("NVIDIA GB200") == "gb200" and gpu_key("B200") == "b200"  # not the B200 inside GB200
 
 
 def test_match_needs_model_gpu_precision_task_and_sequence():
