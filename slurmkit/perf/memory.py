@@ -42,6 +42,11 @@ class MemoryEstimate:
         return (self.weights_gib + self.grads_gib + self.optimizer_gib + self.activations_gib
                 + self.overhead_gib)
 
+    def describe(self) -> str:
+        return (f"{self.total_gib:.1f} GiB = weights {self.weights_gib:.1f} + grads {self.grads_gib:.1f}"
+                f" + optimizer {self.optimizer_gib:.1f} + activations {self.activations_gib:.1f}"
+                f" + overhead {self.overhead_gib:.1f}")
+
 
 def layer_params(p: dict[str, Any]) -> int:
     """Parameters of one transformer layer (attention, MLP, norms, biases)."""

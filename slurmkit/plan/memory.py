@@ -14,32 +14,20 @@ from dataclasses import dataclass
 
 from slurmkit.config.catalog import ModelArch
 
-GIB = 1024**3
-WEIGHT_BYTES = 2
-GRAD_BYTES = 2
-OPTIMIZER_BYTES = 12
-LORA_RANK = 32  # NeMo 1.x default adapter_dim, on attention_qkv
-PTUNING_HIDDEN = 2048  # NeMo 1.x p-tuning prompt-encoder MLP width
-PTUNING_TOKENS = 10
+# One accounting with the performance model (slurmkit.perf.memory, which works on a plan's flat
+# parameters where this works on the config's typed model): its byte counts and estimate type.
+from slurmkit.perf.memory import (
+    GIB,
+    GRAD_BYTES,
+    LORA_RANK,
+    OPTIMIZER_BYTES,
+    PTUNING_HIDDEN,
+    PTUNING_TOKENS,
+    WEIGHT_BYTES,
+    MemoryEstimate,
+)
 
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    weights_gib: float
-    grads_gib: float
-    optimizer_gib: float
-    activations_gib: float
-    overhead_gib: float
-
-    @property
-    def total_gib(self) -> float:
-        return (self.weights_gib + self.grads_gib + self.optimizer_gib + self.activations_gib
-                + self.overhead_gib)
-
-    def describe(self) -> str:
-        return (f"{self.total_gib:.1f} GiB = weights {self.weights_gib:.1f} + grads {self.grads_gib:.1f}"
-                f" + optimizer {self.optimizer_gib:.1f} + activations {self.activations_gib:.1f}"
-                f" + overhead {self.overhead_gib:.1f}")
+__all__ = ["Layout", "MemoryEstimate", "estimate", "trainable_params"]
 
 
 @dataclass(frozen=True)
